@@ -1,0 +1,1 @@
+"""Emitters (LaTeX, Markdown, Numba) rendered through Jinja templates, and the command line."""

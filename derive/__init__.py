@@ -1,0 +1,1 @@
+"""SymPy layer: conventions, cell equations, gradients, exact evaluation."""

@@ -1,0 +1,193 @@
+"""A GRU convention as a value.
+
+Every way in which published GRUs disagree is one field of :class:`Convention`. The equations
+(:mod:`grukit.derive.equations`), the evaluators, the gradient derivation and every emitter read
+these fields; nothing else in grukit branches on a convention's name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from .errors import GrukitError
+
+GATES = ("z", "r", "h")
+"""Internal gate ids: update gate, reset gate, candidate ("h", PyTorch's "n")."""
+
+UPDATE_RULES = {
+    "z_keeps_old": "h_t = z * h_{t-1} + (1 - z) * candidate",
+    "z_admits_new": "h_t = (1 - z) * h_{t-1} + z * candidate",
+}
+RESET_PLACEMENTS = {
+    "before": "candidate = act(W x + U (r * h_{t-1}) + b)",
+    "after": "candidate = act(W x + b_i + r * (U h_{t-1} + b_h))",
+}
+BIAS_KINDS = {
+    "none": "no biases",
+    "single": "one bias per gate",
+    "double": "an input and a recurrent bias per gate",
+}
+GATE_ACTIVATIONS = {
+    "sigmoid": "1 / (1 + exp(-a))",
+    "hard_sigmoid_keras2": "clip(0.2 a + 0.5, 0, 1)",
+    "hard_sigmoid_keras3": "clip(a / 6 + 1/2, 0, 1)",
+}
+CANDIDATE_ACTIVATIONS = {"tanh": "tanh(a)", "linear": "a"}
+ORIENTATIONS = {"column": "W x (W is out x in)", "row": "x W (W is in x out)"}
+GATE_WIDTHS = {"vector": "one gate value per hidden unit", "scalar": "z and r are scalars shared by all units"}
+INPUT_FORMS = {
+    "separate": "separate input and recurrent weights",
+    "concatenated": "one weight per gate acting on the concatenation [h_{t-1}, x_t]",
+}
+LAYOUTS = ("keras", "pytorch", "onnx")
+
+
+class ConventionError(GrukitError):
+    """A convention that cannot exist (unknown value, incompatible axes)."""
+
+
+@dataclass(frozen=True)
+class Notation:
+    """How a source writes the symbols. ``{g}`` in a pattern is replaced by the gate's letter.
+
+    ``*_key`` patterns name the weights in problem files; ``*_tex`` patterns are LaTeX.
+    """
+
+    input_weight_key: str = "W_{g}"
+    input_weight_tex: str = "W_{{{g}}}"
+    recurrent_weight_key: str = "U_{g}"
+    recurrent_weight_tex: str = "U_{{{g}}}"
+    input_bias_key: str = "b_{g}"
+    input_bias_tex: str = "b_{{{g}}}"
+    recurrent_bias_key: str = "b_h{g}"
+    recurrent_bias_tex: str = "b_{{h{g}}}"
+    gate_letters: tuple[tuple[str, str], ...] = (("z", "z"), ("r", "r"), ("h", "h"))
+    state: str = "h"
+    state_tex: str = "h"
+    candidate_tex: str = r"\tilde{h}"
+    input_tex: str = "x"
+    overrides: tuple[tuple[str, str, str, str], ...] = ()
+    """(role, gate, key, tex) for names that break the pattern (Cho's unsubscripted W and U)."""
+
+    def letter(self, gate: str) -> str:
+        return dict(self.gate_letters)[gate]
+
+    def name(self, role: str, gate: str) -> tuple[str, str]:
+        """The (problem-file key, LaTeX) of the parameter with this role and gate."""
+        for o_role, o_gate, key, tex in self.overrides:
+            if (o_role, o_gate) == (role, gate):
+                return key, tex
+        g = self.letter(gate)
+        return getattr(self, role + "_key").format(g=g), getattr(self, role + "_tex").format(g=g)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """Every axis along which GRU formulations differ, as plain data."""
+
+    name: str
+    description: str = ""
+    source: str = ""
+    update_rule: str = "z_keeps_old"
+    reset: str = "before"
+    biases: str = "single"
+    gate_activation: str = "sigmoid"
+    candidate_activation: str = "tanh"
+    orientation: str = "column"
+    gate_width: str = "vector"
+    input_form: str = "separate"
+    gate_order: tuple[str, ...] = ("z", "r", "h")
+    layout: str | None = None
+    notation: Notation = field(default_factory=Notation)
+
+    def __post_init__(self):
+        choices = {
+            "update_rule": UPDATE_RULES,
+            "reset": RESET_PLACEMENTS,
+            "biases": BIAS_KINDS,
+            "gate_activation": GATE_ACTIVATIONS,
+            "candidate_activation": CANDIDATE_ACTIVATIONS,
+            "orientation": ORIENTATIONS,
+            "gate_width": GATE_WIDTHS,
+            "input_form": INPUT_FORMS,
+        }
+        for axis, allowed in choices.items():
+            value = getattr(self, axis)
+            if value not in allowed:
+                raise ConventionError(
+                    f"{axis}: unknown value {value!r} (choose from {', '.join(allowed)})"
+                )
+        if sorted(self.gate_order) != sorted(GATES):
+            raise ConventionError(f"gate_order: must be a permutation of z, r, h, got {list(self.gate_order)}")
+        if self.layout is not None and self.layout not in LAYOUTS:
+            raise ConventionError(f"layout: unknown value {self.layout!r} (choose from {', '.join(LAYOUTS)})")
+        if self.input_form == "concatenated" and self.reset != "before":
+            raise ConventionError("reset: a weight on [h, x] needs the reset before the recurrent product")
+        if self.input_form == "concatenated" and self.biases == "double":
+            raise ConventionError("biases: a weight on [h, x] has a single bias per gate at most")
+        if self.gate_width == "scalar" and self.layout is not None:
+            raise ConventionError("layout: no framework stores scalar gates")
+
+    def with_changes(self, **changes) -> "Convention":
+        return replace(self, **changes)
+
+    # --- parameters -------------------------------------------------------------------------
+    def parameters(self) -> tuple["Param", ...]:
+        """The cell's parameters, in a fixed order (input weights, recurrent weights, biases)."""
+        out = []
+        for gate in GATES:
+            out.append(Param("input_weight", gate))
+        if self.input_form == "separate":
+            for gate in GATES:
+                out.append(Param("recurrent_weight", gate))
+        if self.biases != "none":
+            for gate in GATES:
+                out.append(Param("input_bias", gate))
+        if self.biases == "double":
+            for gate in GATES:
+                out.append(Param("recurrent_bias", gate))
+        return tuple(out)
+
+    def gate_size(self, gate: str, hidden: int) -> int:
+        """Width of a gate's value: the candidate always has H units; scalar gates have one."""
+        return 1 if (self.gate_width == "scalar" and gate != "h") else hidden
+
+    def param_shape(self, param: "Param", inputs: int, hidden: int) -> tuple[int, ...]:
+        """Shape of a parameter as the convention writes it (biases are flat vectors)."""
+        rows = self.gate_size(param.gate, hidden)
+        if param.role == "input_weight":
+            cols = inputs + hidden if self.input_form == "concatenated" else inputs
+        elif param.role == "recurrent_weight":
+            cols = hidden
+        else:
+            return (rows,)
+        return (rows, cols) if self.orientation == "column" else (cols, rows)
+
+    def key(self, param: "Param") -> str:
+        """The name of a parameter in problem files and JSON output."""
+        return self.notation.name(param.role, param.gate)[0]
+
+    def tex(self, param: "Param") -> str:
+        return self.notation.name(param.role, param.gate)[1]
+
+    def axes(self) -> dict[str, object]:
+        """The convention's axes as a plain dict (for tables, YAML and JSON)."""
+        skip = {"name", "description", "source", "notation"}
+        out = {}
+        for f in fields(self):
+            if f.name in skip:
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+@dataclass(frozen=True, order=True)
+class Param:
+    """One parameter of the cell: its role and the gate it feeds."""
+
+    role: str  # input_weight | recurrent_weight | input_bias | recurrent_bias
+    gate: str  # z | r | h
+
+    @property
+    def is_bias(self) -> bool:
+        return self.role.endswith("bias")

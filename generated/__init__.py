@@ -1,0 +1,1 @@
+"""Emitted kernels: committed, never edited by hand, reproducible byte for byte."""
