@@ -26,6 +26,8 @@ from .equations import Affine, CellEquations, Pointwise
 
 DIGITS = 60
 ENGINES = ("exact", "numpy")
+"""The engines a user picks; ``symbolic`` (SymPy expressions, for the fully expanded checks) and
+``stepwise`` (hand-calculation rounding, for sheets) are internal."""
 
 
 def _np_sigmoid(a):
@@ -56,23 +58,50 @@ class Engine:
     def array(self, values) -> np.ndarray:
         if self.name == "numpy":
             return np.array(values, dtype=float)
+        if self.name == "symbolic":
+            return np.array(values, dtype=object)
         with mpmath.workdps(DIGITS):
             return self.settle(np.array(_to_mpf(np.array(values, dtype=object)), dtype=object))
 
     def settle(self, values: np.ndarray) -> np.ndarray:
         """Round to the displayed decimals in stepwise mode; otherwise unchanged."""
-        if self.decimals is None or self.name == "numpy":
+        if self.decimals is None or self.name != "exact":
             return values
         return _to_mpf(np.vectorize(lambda v: round_half_up(v, self.decimals), otypes=[object])(values))
 
     def apply(self, expr: sp.Expr, args: dict[str, np.ndarray]) -> np.ndarray:
+        """``expr`` evaluated per unit over the (broadcast) arrays named by its free symbols."""
         names = tuple(sorted(args))
+        shape = np.broadcast(*args.values()).shape
+        if self.name == "symbolic":
+            syms = [sp.Symbol(n, real=True) for n in names]
+            fn = lambda *vals: expr.xreplace(dict(zip(syms, vals)))  # noqa: E731
+            return np.frompyfunc(fn, len(names), 1)(*(args[n] for n in names)).reshape(shape)
         fn = _lambdified(expr, names, self.name == "numpy")
         if self.name == "numpy":
-            return np.asarray(fn(*(args[n] for n in names)), dtype=float) * np.ones(np.broadcast(*args.values()).shape)
+            return np.asarray(fn(*(args[n] for n in names)), dtype=float) * np.ones(shape)
         with mpmath.workdps(DIGITS):
             out = np.frompyfunc(fn, len(names), 1)(*(args[n] for n in names))
-        return self.settle(np.asarray(out, dtype=object).reshape(np.broadcast(*args.values()).shape))
+        return self.settle(np.asarray(out, dtype=object).reshape(shape))
+
+    def scalar(self, expr: sp.Expr, args: dict[str, object]):
+        """``expr`` evaluated once at scalar values (loss terms)."""
+        return self.apply(expr, {k: np.array([v], dtype=object if self.name != "numpy" else float)
+                                 for k, v in args.items()})[0]
+
+    def zeros(self, shape) -> np.ndarray:
+        return self.array(np.zeros(shape, dtype=int).tolist())
+
+    def array_of(self, values: list) -> np.ndarray:
+        return np.array(values, dtype=float if self.name == "numpy" else object)
+
+    def outer(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        with mpmath.workdps(DIGITS):
+            return self.settle(np.multiply.outer(a, b))
+
+    def total(self, values: np.ndarray) -> np.ndarray:
+        """The sum of a vector's entries, as a 1-vector (adjoint of a scalar gate)."""
+        return self.add(*values[:, None])
 
     def matvec(self, matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
         if self.name == "numpy":
@@ -109,7 +138,7 @@ def _lambdified(expr: sp.Expr, names: tuple[str, ...], numeric: bool):
 
 
 def engine(name: str, decimals: int | None = None) -> Engine:
-    if name not in ENGINES and name != "stepwise":
+    if name not in ENGINES and name not in ("stepwise", "symbolic"):
         raise ValueError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
     if name == "stepwise":
         return Engine("exact", decimals=4 if decimals is None else decimals)

@@ -1,0 +1,143 @@
+"""The ``grukit`` command line.
+
+Every subcommand reads a problem (or a convention) and prints; bad input ends in one line on
+stderr naming the file and field, exit status 2, and no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from grukit.derive.errors import GrukitError
+from grukit.derive.evaluate import ENGINES
+from grukit.derive.presets import PRESETS
+
+STEP_KEYS = (("z", "z"), ("r", "r"), ("candidate", "c"), ("h", "h"))
+
+
+def _fmt(values, digits: int = 6) -> str:
+    return "[" + ", ".join(f"{float(v): .{digits}f}" for v in np.ravel(values)) + "]"
+
+
+# --- conventions ------------------------------------------------------------------------------
+
+def cmd_conventions(args) -> int:
+    from grukit.codegen.latex import compact_equations
+    from grukit.codegen.render import render
+    from grukit.derive.equations import cell_equations
+
+    if args.name is None:
+        rows = [("name", "update rule", "reset", "biases", "gate act.", "orient.", "description")]
+        for c in PRESETS.values():
+            rows.append((c.name, c.update_rule, c.reset, c.biases, c.gate_activation, c.orientation, c.description))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+        for r in rows:
+            print("  ".join(f"{cell:<{w}}" for cell, w in zip(r, widths)) + "  " + r[-1])
+        print("\n`grukit conventions NAME` shows one convention's equations; add --latex for LaTeX.")
+        return 0
+    if args.name not in PRESETS:
+        raise GrukitError(f"conventions: unknown convention {args.name!r} (presets: {', '.join(PRESETS)})")
+    conv = PRESETS[args.name]
+    eqs = cell_equations(conv)
+    if args.latex:
+        sys.stdout.write(render("equations.tex.j2", name=conv.name, description=conv.description,
+                                source=conv.source, equations=compact_equations(eqs)))
+        return 0
+    print(f"{conv.name}: {conv.description}\nsource: {conv.source}\n")
+    for axis, value in conv.axes().items():
+        print(f"  {axis:<21} {value}")
+    print("\nstages of one step (per hidden unit; W.v products follow the orientation):")
+    for s in eqs.stages:
+        if hasattr(s, "products"):
+            terms = [f"{conv.key(p.param)}.[{', '.join(p.operands)}]" for p in s.products]
+            terms += [conv.key(b) for b in s.biases]
+            print(f"  {s.target:<6} = {' + '.join(terms)}")
+        else:
+            print(f"  {s.target:<6} = {s.expr}")
+    return 0
+
+
+# --- forward and grad -------------------------------------------------------------------------
+
+def cmd_forward(args) -> int:
+    from grukit.derive.problem import load_problem
+    from grukit.derive.solve import as_floats, solve
+
+    problem = load_problem(args.problem)
+    sol = solve(problem, args.engine)
+    if args.json:
+        steps = [{key: as_floats(tr.values[name]) for key, name in STEP_KEYS} for tr in sol.traces]
+        print(json.dumps({"convention": problem.convention.name, "steps": steps}))
+        return 0
+    print(f"{problem.path}: convention {problem.convention.name}, T={problem.steps}, "
+          f"D={problem.input_size}, H={problem.hidden_size}, engine {args.engine}")
+    for t, tr in enumerate(sol.traces, start=1):
+        print(f"t = {t}")
+        for key, name in STEP_KEYS:
+            print(f"  {key:<10} {_fmt(tr.values[name])}")
+    return 0
+
+
+def cmd_grad(args) -> int:
+    from grukit.derive.problem import load_problem
+    from grukit.derive.solve import as_floats, solve
+
+    problem = load_problem(args.problem)
+    sol = solve(problem, args.engine, gradients=True)
+    g = sol.gradient
+    grads = {name: as_floats(v) for name, v in sol.named_gradients().items()}
+    if args.json:
+        print(json.dumps({"loss": float(g.loss), "grads": grads, "inputs": as_floats(g.inputs),
+                          "h0": as_floats(g.h0)}))
+        return 0
+    print(f"{problem.path}: convention {problem.convention.name}, loss {problem.loss.kind} = {float(g.loss):.10g}")
+    for name, value in list(grads.items()) + [("inputs", as_floats(g.inputs)), ("h0", as_floats(g.h0))]:
+        arr = np.asarray(value)
+        print(f"dL/d{name} {arr.shape}:")
+        for row in np.atleast_2d(arr):
+            print("   " + _fmt(row, 8))
+    return 0
+
+
+# --- the parser ------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grukit", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("conventions", help="list the built-in conventions or show one's equations")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--latex", action="store_true", help="print the equations as LaTeX")
+    p.set_defaults(func=cmd_conventions)
+
+    for name, func, text in (("forward", cmd_forward, "evaluate a problem's forward pass"),
+                             ("grad", cmd_grad, "every gradient of a problem's loss (BPTT)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("problem", help="problem YAML file")
+        p.add_argument("--engine", choices=ENGINES, default="exact")
+        p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+        p.set_defaults(func=func)
+
+    from grukit.codegen import sheet_cli
+
+    sheet_cli.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GrukitError as exc:
+        print(f"grukit: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
