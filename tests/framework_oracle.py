@@ -31,6 +31,7 @@ to skip tests when a framework is missing.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 
@@ -43,6 +44,7 @@ __all__ = [
     "torch_forward",
     "torch_grad",
     "onnx_forward",
+    "onnx_model",
     "ONNX_OPSET",
 ]
 
@@ -159,6 +161,44 @@ def _torch_dtype(torch, dtype):
 # --------------------------------------------------------------------------
 # Keras 3 (torch backend)
 # --------------------------------------------------------------------------
+@contextlib.contextmanager
+def _keras_true_float64(enabled: bool):
+    """Temporarily stop Keras from demoting float64 results to float32.
+
+    Keras 3 mimics JAX's default (x64 disabled) type promotion on every
+    backend except TensorFlow: ``keras.src.backend.common.dtypes.
+    _lattice_result_type`` maps a float64 result dtype to float32 through the
+    module-level table ``BIT64_TO_BIT32_DTYPE``.  On the torch backend this
+    makes ``keras.ops.matmul(float64, float64)`` *compute* in float32 and
+    return float32, so a ``dtype="float64"`` GRU layer whose step runs through
+    ``GRUCell.call`` (``reset_after=False``, or ``reset_after=True`` when the
+    fused torch path is not taken) silently loses precision (~1e-8 errors).
+    (The fused ``keras.src.backend.torch.rnn.gru`` path used for
+    ``reset_after=True`` calls torch directly and is unaffected.)
+
+    While this context is active the table maps float64 -> float64; the GRU
+    math itself is untouched.  If the table does not exist (other Keras
+    versions) this is a no-op.
+    """
+    table = None
+    if enabled:
+        try:
+            from keras.src.backend.common import dtypes as _kdtypes
+
+            table = getattr(_kdtypes, "BIT64_TO_BIT32_DTYPE", None)
+        except Exception:
+            table = None
+    if not isinstance(table, dict) or "float64" not in table:
+        yield
+        return
+    saved = table["float64"]
+    table["float64"] = "float64"
+    try:
+        yield
+    finally:
+        table["float64"] = saved
+
+
 def _keras_layer(kernel, recurrent_kernel, bias, inputs, h0, reset_after,
                  dtype, recurrent_activation):
     keras = _import_keras()
@@ -184,7 +224,8 @@ def _keras_layer(kernel, recurrent_kernel, bias, inputs, h0, reset_after,
 
 
 def keras_forward(kernel, recurrent_kernel, bias, inputs, h0, reset_after: bool,
-                  dtype="float32", recurrent_activation="sigmoid") -> np.ndarray:
+                  dtype="float32", recurrent_activation="sigmoid",
+                  true_float64: bool = True) -> np.ndarray:
     """Run ``keras.layers.GRU`` (Keras 3, torch backend) on one sequence.
 
     ``kernel (D, 3H)``, ``recurrent_kernel (H, 3H)`` with ``[z | r | h]``
@@ -192,34 +233,51 @@ def keras_forward(kernel, recurrent_kernel, bias, inputs, h0, reset_after: bool,
     ``reset_after`` else ``(3H,)``, or ``None`` for ``use_bias=False``.
     ``recurrent_activation`` is passed to the layer (Keras 3 default
     ``"sigmoid"``; Keras 3's ``"hard_sigmoid"`` is ``relu6(x + 3) / 6``).
-    ``dtype`` may be ``"float32"`` or ``"float64"`` (both work on the torch
-    backend).  Returns ``(T, H)`` in ``dtype``.
+    ``dtype`` may be ``"float32"`` or ``"float64"``.  Keras 3 on torch demotes
+    float64 matmul results to float32 (JAX-style promotion, see
+    :func:`_keras_true_float64`); with ``true_float64=True`` (default) that
+    demotion is switched off for the duration of the call so a float64 layer
+    really computes in float64.  Pass ``true_float64=False`` to see stock
+    Keras behaviour.  Returns ``(T, H)`` in ``dtype``.
     """
     torch = _import_torch()
-    layer, inputs, h0, H = _keras_layer(kernel, recurrent_kernel, bias, inputs, h0,
-                                        reset_after, dtype, recurrent_activation)
-    tdt = _torch_dtype(torch, dtype)
-    with torch.no_grad():
-        x = torch.as_tensor(np.asarray(inputs)[None], dtype=tdt)
-        s = torch.as_tensor(np.asarray(h0)[None], dtype=tdt)
-        y = layer(x, initial_state=[s])
+    with _keras_true_float64(true_float64 and np.dtype(dtype) == np.float64):
+        layer, inputs, h0, H = _keras_layer(kernel, recurrent_kernel, bias, inputs,
+                                            h0, reset_after, dtype,
+                                            recurrent_activation)
+        tdt = _torch_dtype(torch, dtype)
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(inputs)[None], dtype=tdt)
+            s = torch.as_tensor(np.asarray(h0)[None], dtype=tdt)
+            y = layer(x, initial_state=[s])
     return y.detach().cpu().numpy()[0]
 
 
 def keras_grad(kernel, recurrent_kernel, bias, inputs, h0, G, reset_after: bool,
-               dtype="float64", recurrent_activation="sigmoid") -> dict:
+               dtype="float64", recurrent_activation="sigmoid",
+               true_float64: bool = True) -> dict:
     """Gradient of ``L = sum_t G[t] . h_t`` through ``keras.layers.GRU``.
 
     Same weight layout as :func:`keras_forward`.  Computed with torch autograd
     through the Keras layer: on the torch backend every Keras variable's
     ``.value`` is a ``torch.nn.Parameter``, so ``torch.autograd.grad`` is
     taken w.r.t. ``layer.cell.kernel.value`` etc. and w.r.t. torch leaf
-    tensors for ``inputs`` / ``h0``.  Keras-on-torch runs fine in float64
-    (verified with Keras 3.15 / torch 2.13), hence the float64 default.
+    tensors for ``inputs`` / ``h0``.  Keras-on-torch layers and variables do
+    support float64 (verified with Keras 3.15 / torch 2.13), hence the float64
+    default; ``true_float64`` works as in :func:`keras_forward` (without it,
+    ``reset_after=False`` forward values and gradients are only float32
+    accurate).
 
     Returns ``{"loss", "kernel", "recurrent_kernel", "bias", "inputs" (T, D),
     "h0" (H,)}``; ``"bias"`` is ``None`` when ``bias is None``.
     """
+    with _keras_true_float64(true_float64 and np.dtype(dtype) == np.float64):
+        return _keras_grad(kernel, recurrent_kernel, bias, inputs, h0, G,
+                           reset_after, dtype, recurrent_activation)
+
+
+def _keras_grad(kernel, recurrent_kernel, bias, inputs, h0, G, reset_after, dtype,
+                recurrent_activation):
     torch = _import_torch()
     layer, inputs, h0, H = _keras_layer(kernel, recurrent_kernel, bias, inputs, h0,
                                         reset_after, dtype, recurrent_activation)
