@@ -7,8 +7,9 @@ One time step is an ordered tuple of stages. A stage assigns one vector quantity
 * :class:`Pointwise` -- a scalar SymPy expression applied per hidden unit to the per-unit symbols
   of earlier quantities (the elementwise stages; their derivatives come from ``sympy.diff``).
 
-This is the per-unit form that scales to any size (see docs/design.md). :func:`explicit_step`
-expands the same stages into SymPy matrices for given small sizes (for exact checks and sheets).
+This is the per-unit form that scales to any size (see docs/design.md). The explicit form is the
+same stages walked over matrices of symbols (:func:`param_matrix`, the ``symbolic`` engine of
+:mod:`grukit.derive.evaluate`), which expands them fully for given small sizes.
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ weights.npz}`` with the framework's own array names -- and optionally a loss hea
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -207,6 +208,26 @@ def read_weights(spec, conv: Convention, inputs: int, hidden: int, path: Path
     return {p: to_array(spec[k], conv.param_shape(p, inputs, hidden), f"{where}.{k}") for k, p in keys.items()}, None
 
 
+def read_npz(file: Path, where: str) -> dict[str, np.ndarray]:
+    """The arrays of an .npz archive (no pickles); anything else is a one-line error."""
+    try:
+        with open(file, "rb") as fh:
+            is_zip = zipfile.is_zipfile(fh)
+    except OSError as exc:
+        raise GrukitError(f"{where}: cannot read {file} ({exc.strerror or exc})") from None
+    if not is_zip:
+        raise GrukitError(f"{where}: {file} is not an .npz archive (write one with numpy.savez)")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise GrukitError(f"{where}: cannot read {file} ({exc})") from None
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise GrukitError(f"{file}: {name}: not a NumPy array (the archive member is not .npy data)")
+    return arrays
+
+
 def read_layout_weights(spec: dict, conv: Convention, inputs: int, hidden: int, path: Path
                         ) -> dict[Param, np.ndarray]:
     where = f"{path}: weights"
@@ -221,11 +242,7 @@ def read_layout_weights(spec: dict, conv: Convention, inputs: int, hidden: int, 
     if "file" not in spec:
         raise GrukitError(f"{where}.file: missing (an .npz file with the {name} arrays)")
     file = path.parent / str(spec["file"])
-    try:
-        with np.load(file, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise GrukitError(f"{where}.file: cannot read {file} ({exc})") from None
+    arrays = read_npz(file, f"{where}.file")
     shapes = layout.array_shapes(conv, inputs, hidden)
     extra = sorted(set(arrays) - set(shapes))
     if extra:
@@ -300,10 +317,15 @@ def _hidden_from_layout(weights: dict, path: Path) -> int:
     if layout is None:
         raise GrukitError(f"{path}: weights.layout: unknown layout {weights.get('layout')!r} "
                           f"(choose from {', '.join(LAYOUTS)})")
-    file = path.parent / str(weights.get("file", ""))
-    try:
-        with np.load(file, allow_pickle=False) as npz:
-            shape = npz[layout.recurrent_weight].shape
-    except (OSError, KeyError, ValueError) as exc:
-        raise GrukitError(f"{path}: weights.file: cannot read {layout.recurrent_weight} from {file} ({exc})") from None
-    return shape[-1]
+    if "file" not in weights:
+        raise GrukitError(f"{path}: weights.file: missing (an .npz file with the {weights['layout']} arrays)")
+    file = path.parent / str(weights["file"])
+    arrays = read_npz(file, f"{path}: weights.file")
+    if layout.recurrent_weight not in arrays:
+        raise GrukitError(f"{file}: missing array {layout.recurrent_weight!r} for layout {weights['layout']}")
+    shape = arrays[layout.recurrent_weight].shape
+    if len(shape) != 2 + layout.lead:
+        raise GrukitError(f"{file}: {layout.recurrent_weight}: expected {2 + layout.lead} axes, got shape "
+                          f"{'x'.join(map(str, shape)) or 'a scalar'}")
+    # H is the recurrent weight's unpacked axis: (H, 3H) in row layouts (Keras), (..., 3H, H) in column ones.
+    return shape[-1] if layout.orientation == "column" else shape[layout.lead]

@@ -1,0 +1,119 @@
+"""docs/conventions.md, generated from the preset registry.
+
+``python -m grukit.codegen.docs`` rewrites the file; ``--check`` exits 1 (and prints a diff) when
+the file on disk differs from what the registry renders. Everything in the page is read from
+:data:`grukit.derive.presets.PRESETS`, the stage list and the layouts: the table of axes, each
+preset's equations (printed by :func:`grukit.codegen.latex.compact_equations`) and its parameter
+names and shapes, so the page cannot drift from the code without ``--check`` (and the test suite)
+noticing.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+
+import sympy as sp
+
+from grukit.codegen.latex import compact_equations
+from grukit.codegen.render import render
+from grukit.derive.convention import (
+    BIAS_KINDS, CANDIDATE_ACTIVATIONS, GATE_ACTIVATIONS, GATE_WIDTHS, INPUT_FORMS, ORIENTATIONS,
+    RESET_PLACEMENTS, UPDATE_RULES, Convention,
+)
+from grukit.derive.equations import cell_equations
+from grukit.derive.layouts import LAYOUTS
+from grukit.derive.presets import PRESETS
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "docs" / "conventions.md"
+TEMPLATE = "conventions.md.j2"
+
+_D, _H = sp.Symbol("D", positive=True, integer=True), sp.Symbol("H", positive=True, integer=True)
+_ROLES = {
+    "input_weight": "input weight",
+    "recurrent_weight": "recurrent weight",
+    "input_bias": "input bias",
+    "recurrent_bias": "recurrent bias",
+}
+_GATE_NAMES = {"z": "update gate", "r": "reset gate", "h": "candidate"}
+
+
+def _shape(shape) -> str:
+    """A symbolic shape as text: (H, D) -> 'H × D', (3*H,) -> '3H'."""
+    return " × ".join(str(dim).replace("*", "") for dim in shape)
+
+
+def parameter_rows(conv: Convention) -> list[dict[str, str]]:
+    """Each parameter: its problem-file key, its LaTeX, its role and its shape in D and H."""
+    return [
+        {"key": conv.key(p), "tex": conv.tex(p), "role": f"{_ROLES[p.role]}, {_GATE_NAMES[p.gate]}",
+         "shape": _shape(conv.param_shape(p, _D, _H))}
+        for p in conv.parameters()
+    ]
+
+
+def layout_rows(conv: Convention) -> list[dict[str, str]]:
+    """The framework arrays a layout file for this preset holds (empty without a layout)."""
+    if conv.layout is None:
+        return []
+    shapes = LAYOUTS[conv.layout].array_shapes(conv, _D, _H)
+    return [{"name": name, "shape": _shape(shape)} for name, shape in shapes.items()]
+
+
+def preset_context(conv: Convention) -> dict:
+    axes = conv.axes()
+    axes["gate_order"] = ", ".join(axes["gate_order"])
+    axes["layout"] = axes["layout"] or "—"
+    return {
+        "name": conv.name,
+        "description": conv.description,
+        "source": conv.source,
+        "axes": axes,
+        "equations": compact_equations(cell_equations(conv)),
+        "parameters": parameter_rows(conv),
+        "layout_arrays": layout_rows(conv),
+    }
+
+
+def axis_choices() -> list[tuple[str, dict[str, str]]]:
+    return [("update_rule", UPDATE_RULES), ("reset", RESET_PLACEMENTS), ("biases", BIAS_KINDS),
+            ("gate_activation", GATE_ACTIVATIONS), ("candidate_activation", CANDIDATE_ACTIVATIONS),
+            ("orientation", ORIENTATIONS), ("gate_width", GATE_WIDTHS), ("input_form", INPUT_FORMS)]
+
+
+def render_conventions(presets: dict[str, Convention] | None = None) -> str:
+    """The text of docs/conventions.md."""
+    presets = PRESETS if presets is None else presets
+    return render(TEMPLATE, presets=[preset_context(c) for c in presets.values()], axes=axis_choices())
+
+
+def diff(current: str, fresh: str, path: Path = OUTPUT) -> str:
+    return "".join(difflib.unified_diff(current.splitlines(keepends=True), fresh.splitlines(keepends=True),
+                                        f"{path} (on disk)", f"{path} (from the registry)"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grukit.codegen.docs",
+                                     description="Rewrite docs/conventions.md from the preset registry.")
+    parser.add_argument("--check", action="store_true", help="exit 1 with a diff if the file is stale")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"where to write (default {OUTPUT})")
+    args = parser.parse_args(argv)
+    fresh = render_conventions()
+    current = args.output.read_text() if args.output.exists() else ""
+    if args.check:
+        if current == fresh:
+            return 0
+        sys.stdout.write(diff(current, fresh, args.output) or f"{args.output}: missing\n")
+        print(f"{args.output} is stale: run `python -m grukit.codegen.docs`", file=sys.stderr)
+        return 1
+    if current != fresh:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(fresh)
+        print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
