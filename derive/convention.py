@@ -95,7 +95,7 @@ class Convention:
     orientation: str = "column"
     gate_width: str = "vector"
     input_form: str = "separate"
-    gate_order: tuple[str, ...] = ("z", "r", "h")
+    gate_order: tuple[str, ...] = ("z", "r", "h")  # packed order in this convention's layout files
     layout: str | None = None
     notation: Notation = field(default_factory=Notation)
 

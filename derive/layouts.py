@@ -19,11 +19,16 @@ from .errors import GrukitError
 class Layout:
     name: str
     orientation: str  # how the framework multiplies: "row" (x @ W) or "column" (W @ x)
-    order: tuple[str, ...]  # gate order along the packed axis
+    order: tuple[str, ...]  # the framework's native gate order along the packed axis
     input_weight: str
     recurrent_weight: str
     biases: dict[str, tuple[str, ...]]  # convention bias kind -> array names
     lead: int = 0  # leading singleton axes (ONNX's direction axis)
+
+    def gate_order(self, convention: Convention) -> tuple[str, ...]:
+        """The packed order: the convention's own if it is bound to this layout (weights saved in
+        another framework's order, e.g. CuDNNGRU's [r|z|h] in a Keras file), else the native one."""
+        return convention.gate_order if convention.layout == self.name else self.order
 
     def weight_shape(self, role: str, inputs: int, hidden: int) -> tuple[int, ...]:
         cols = inputs if role == "input_weight" else hidden
@@ -52,8 +57,9 @@ class Layout:
         """Framework arrays (already shape-checked) -> the convention's parameters."""
         hidden = np.asarray(arrays[self.recurrent_weight]).shape[-1 if self.orientation == "column" else 0]
         out = {}
+        order = self.gate_order(convention)
         for p in convention.parameters():
-            k = self.order.index(p.gate)
+            k = order.index(p.gate)
             block = slice(k * hidden, (k + 1) * hidden)
             if p.is_bias:
                 flat = self._flat_biases(arrays, convention.biases)
@@ -72,8 +78,9 @@ class Layout:
         shapes = self.array_shapes(convention, inputs, hidden)
         out = {name: np.zeros(shape, dtype=object) for name, shape in shapes.items()}
         flat = {}
+        order = self.gate_order(convention)
         for p in convention.parameters():
-            k = self.order.index(p.gate)
+            k = order.index(p.gate)
             block = slice(k * hidden, (k + 1) * hidden)
             value = np.asarray(params[p], dtype=object)
             if p.is_bias:

@@ -136,36 +136,42 @@ def resolve_convention(spec, where: str, base_dir: Path) -> Convention:
         raise GrukitError(f"{where}: expected a preset name or a mapping")
     if set(spec) == {"file"}:
         path = base_dir / str(spec["file"])
-        return convention_from_mapping(load_yaml(path), str(path), path.stem)
-    return convention_from_mapping(spec, where, "custom")
+        return convention_from_mapping(load_yaml(path), str(path), "", path.stem)
+    file, _, field = where.partition(": ")
+    return convention_from_mapping(spec, file, field + ".", "custom")
 
 
-def convention_from_mapping(data, where: str, default_name: str) -> Convention:
+def convention_from_mapping(data, file: str, field: str, default_name: str) -> Convention:
+    """A convention from its axes; errors read ``FILE: FIELD.axis: ...`` (FIELD empty for its own file)."""
+
+    def at(sub: str) -> str:
+        return f"{file}: {field}{sub}" if (field or sub) else file
+
     if not isinstance(data, dict):
-        raise GrukitError(f"{where}: expected a mapping of convention axes")
+        raise GrukitError(f"{at(field and field[:-1])}: expected a mapping of convention axes")
     unknown = sorted(set(map(str, data)) - set(CONVENTION_KEYS))
     if unknown:
-        raise GrukitError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(CONVENTION_KEYS)})")
+        raise GrukitError(f"{at(unknown[0])}: unknown key (allowed: {', '.join(CONVENTION_KEYS)})")
     base = Convention(default_name)
     if "preset" in data:
         if data["preset"] not in PRESETS:
-            raise GrukitError(f"{where}.preset: unknown convention {data['preset']!r}")
+            raise GrukitError(f"{at('preset')}: unknown convention {data['preset']!r}")
         base = PRESETS[data["preset"]]
     changes = {k: data[k] for k in CONVENTION_AXES if k in data}
     if "gate_order" in changes:
-        changes["gate_order"] = tuple(changes["gate_order"] or ())
+        if not isinstance(changes["gate_order"], list):
+            raise GrukitError(f"{at('gate_order')}: expected a list such as [z, r, h]")
+        changes["gate_order"] = tuple(changes["gate_order"])
     for key in ("name", "description", "source"):
         if key in data:
             changes[key] = str(data[key])
     changes.setdefault("name", default_name if "preset" not in data else f"{data['preset']}-custom")
     if "notation" in data:
-        changes["notation"] = notation_from_mapping(data["notation"], f"{where}.notation", base.notation)
+        changes["notation"] = notation_from_mapping(data["notation"], at("notation"), base.notation)
     try:
         return base.with_changes(**changes)
     except ConventionError as exc:
-        raise GrukitError(f"{where}.{exc}") from None
-    except TypeError as exc:
-        raise GrukitError(f"{where}: {exc}") from None
+        raise GrukitError(f"{at(str(exc))}") from None
 
 
 def notation_from_mapping(data, where: str, base: Notation) -> Notation:
@@ -294,22 +300,23 @@ def problem_from_mapping(data, path: Path) -> Problem:
 
 
 def infer_hidden(data: dict, conv: Convention, path: Path) -> int:
-    """H from h0 if given, else from the candidate's recurrent (or input) weight."""
-    if data.get("h0") is not None:
-        h0 = data["h0"]
-        if not isinstance(h0, list) or not h0:
-            raise GrukitError(f"{path}: h0: expected a non-empty list of numbers")
-        return len([v for v in h0]) if not isinstance(h0[0], list) else max(len(h0), len(h0[0]))
+    """H from the candidate's input weight (or the layout file), else from h0.
+
+    The weights come first so that an h0 of the wrong length is reported as h0's error.
+    """
     weights = data["weights"]
     if isinstance(weights, dict) and "layout" in weights:
         return _hidden_from_layout(weights, path)
     key = conv.key(Param("input_weight", "h"))
-    if not isinstance(weights, dict) or key not in weights:
-        raise GrukitError(f"{path}: weights.{key}: missing (needed to know the hidden size)")
-    w = np.array(weights[key], dtype=object)
-    if w.ndim != 2:
-        raise GrukitError(f"{path}: weights.{key}: expected a matrix")
-    return w.shape[0] if conv.orientation == "column" else w.shape[1]
+    if isinstance(weights, dict) and key in weights:
+        w = np.array(weights[key], dtype=object)
+        if w.ndim != 2:
+            raise GrukitError(f"{path}: weights.{key}: expected a matrix")
+        return w.shape[0] if conv.orientation == "column" else w.shape[1]
+    h0 = data.get("h0")
+    if isinstance(h0, list) and h0:
+        return len(h0) if not isinstance(h0[0], list) else max(len(h0), len(h0[0]))
+    raise GrukitError(f"{path}: weights.{key}: missing (needed to know the hidden size)")
 
 
 def _hidden_from_layout(weights: dict, path: Path) -> int:

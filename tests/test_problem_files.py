@@ -216,7 +216,7 @@ KERAS_PROBLEM = "convention: keras\ninputs: [[1], [2]]\nweights: {layout: keras,
 MALFORMED = {
     "wrong shape": (HOMEWORK.replace("U_z: [[0.35], [0.6]]", "U_z: [[0.35], [0.6], [0.1]]"), None,
                     ["U_z", "shape"]),
-    "wrong h0 length": (HOMEWORK.replace("h0: [0, 0, 0]", "h0: [0, 0]"), None, ["weights."]),
+    "wrong h0 length": (HOMEWORK.replace("h0: [0, 0, 0]", "h0: [0, 0]"), None, ["h0", "shape"]),
     "ragged inputs": (HOMEWORK.replace("- [0.48, 0.98]", "- [0.48]"), None, ["inputs"]),
     "unknown convention": (HOMEWORK.replace("convention: homework", "convention: homewrk"), None,
                            ["convention", "homewrk"]),
@@ -322,3 +322,37 @@ def test_malformed_problem_in_a_subprocess(tmp_path, case):
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
     assert "problem.yaml" in proc.stderr or "w.npz" in proc.stderr
+
+
+def test_bound_gate_order_reads_blocks_saved_in_another_order(tmp_path):
+    """A Keras file saved in cuDNN block order [r|z|h] reads right under {preset: keras, gate_order: [r, z, h]}.
+
+    Independent check: the same weights in Keras's own [z|r|h] order under the plain preset.
+    """
+    rng = np.random.default_rng(7)
+    D, H = 2, 3
+    kernel, rec = rng.normal(size=(D, 3 * H)), rng.normal(size=(H, 3 * H))
+    bias = rng.normal(size=(2, 3 * H))
+
+    def cudnn(a):  # swap the z and r column blocks
+        z, r, h = np.split(a, 3, axis=-1)
+        return np.concatenate([r, z, h], axis=-1)
+
+    np.savez(tmp_path / "native.npz", kernel=kernel, recurrent_kernel=rec, bias=bias)
+    np.savez(tmp_path / "cudnn.npz", kernel=cudnn(kernel), recurrent_kernel=cudnn(rec), bias=cudnn(bias))
+    outs = []
+    for conv, file in (("keras", "native.npz"), ("{preset: keras, gate_order: [r, z, h]}", "cudnn.npz")):
+        path = tmp_path / f"{file}.yaml"
+        path.write_text(f"convention: {conv}\ninputs: [[0.5, -1.0], [0.25, 2.0]]\n"
+                        f"weights: {{layout: keras, file: {file}}}\n")
+        sol = solve(load_problem(path), "numpy")
+        outs.append(np.array([tr.values["h"] for tr in sol.traces]))
+    np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-15)
+
+
+def test_convention_file_errors_name_the_file_and_axis(tmp_path):
+    (tmp_path / "conv.yaml").write_text("preset: course-notes\nreset: sideways\n")
+    path = tmp_path / "problem.yaml"
+    path.write_text(SMALL.format(convention="{file: conv.yaml}"))
+    with pytest.raises(GrukitError, match=r"conv\.yaml: reset: unknown value 'sideways'"):
+        load_problem(path)
