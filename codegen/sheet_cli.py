@@ -1,5 +1,85 @@
-"""The `sheet` and `problem` subcommands (worked solution sheets, instructor mode)."""
+"""The `sheet` and `problem` subcommands (worked solution sheets, instructor mode).
+
+``grukit sheet [PROBLEM] [-o OUT]`` writes the worked solution sheet of a problem; OUT ends in
+``.pdf`` (the default, ``sheet.pdf`` in the current folder; needs pdflatex, and latexmk if present),
+``.tex`` or ``.md``. Without PROBLEM it works the built-in course-notes example.
+``grukit sheet --gallery docs`` regenerates ``docs/sheets/`` and ``docs/gallery.md``.
+
+``grukit problem --convention X --dims DxH --steps T --seed N [--variants K] [-o DIR]`` writes K
+random problems with their question and solution sheets.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_OUTPUT = "sheet.pdf"
+
+
+def cmd_sheet(args) -> int:
+    from grukit.codegen.sheet import FORMATS, build_sheet, compile_pdf, load_or_builtin, tex_programs, write_gallery
+    from grukit.derive.errors import GrukitError
+
+    if args.gallery is not None:
+        if args.problem is not None:
+            raise GrukitError("--gallery: give either a PROBLEM or --gallery DOCS, not both")
+        for path in write_gallery(Path(args.gallery)):
+            print(f"wrote {path}")
+        return 0
+    out = Path(args.output)
+    if out.suffix.lower() not in FORMATS:
+        raise GrukitError(f"{out}: -o: unknown output type {out.suffix or '(none)'!r} (choose .tex, .pdf or .md)")
+    if out.suffix.lower() == ".pdf" and tex_programs()[1] is None:
+        compile_pdf("", out)  # raises the one-line message naming the missing program
+    problem = load_or_builtin(args.problem)
+    sheet = build_sheet(problem, decimals=args.decimals, rounding=args.rounding,
+                        forward_only=args.forward_only, questions_only=args.questions_only)
+    sheet.write(out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_problem(args) -> int:
+    from grukit.codegen.instructor import write_variants
+
+    for path in write_variants(args.convention, args.dims, args.steps, args.seed, args.variants,
+                               args.output, args.format, args.decimals):
+        print(f"wrote {path}")
+    return 0
 
 
 def add_commands(sub) -> None:
     """Register the sheet commands on the CLI's subparsers."""
+    from grukit.codegen.instructor import FORMATS as PROBLEM_FORMATS
+    from grukit.codegen.sheet import DEFAULT_DECIMALS, ROUNDINGS
+
+    p = sub.add_parser("sheet", help="worked solution sheet of a problem (PDF, LaTeX or Markdown)",
+                       description="Write the worked solution sheet of a problem: every stage of every time "
+                                   "step with its numbers, the loss, the backward pass, a summary of all "
+                                   "gradients and one update.")
+    p.add_argument("problem", nargs="?", help="problem YAML file (default: the built-in course-notes example)")
+    p.add_argument("-o", "--output", default=DEFAULT_OUTPUT,
+                   help=f"output file ending in .pdf, .tex or .md (default: {DEFAULT_OUTPUT})")
+    p.add_argument("--decimals", type=int, default=DEFAULT_DECIMALS,
+                   help=f"decimals shown (default {DEFAULT_DECIMALS})")
+    p.add_argument("--rounding", choices=ROUNDINGS, default="exact",
+                   help="exact: exact values, rounded for display; stepwise: round every intermediate "
+                        "value and reuse it (a hand calculation), marking departures from exact")
+    p.add_argument("--forward-only", action="store_true", help="the forward pass and the loss only")
+    p.add_argument("--questions-only", action="store_true", help="the question sheet (data, no answers)")
+    p.add_argument("--gallery", metavar="DOCS",
+                   help="regenerate DOCS/sheets/ and DOCS/gallery.md from DOCS/examples/*.yaml")
+    p.set_defaults(func=cmd_sheet)
+
+    p = sub.add_parser("problem", help="instructor mode: random problems with question and solution sheets",
+                       description="Write K random problems with short decimals, each as problem YAML, a "
+                                   "question sheet and a solution sheet. The same settings give the same bytes.")
+    p.add_argument("--convention", required=True, help="a preset name (see `grukit conventions`)")
+    p.add_argument("--dims", default="2x3", help="input and hidden size as DxH (default 2x3)")
+    p.add_argument("--steps", type=int, default=2, help="time steps T (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--variants", type=int, default=1, help="how many problems K (default 1)")
+    p.add_argument("-o", "--output", default=".", help="output folder (default: the current folder)")
+    p.add_argument("--format", choices=PROBLEM_FORMATS, default="tex", help="sheet format (default tex)")
+    p.add_argument("--decimals", type=int, default=DEFAULT_DECIMALS,
+                   help=f"decimals shown on the sheets (default {DEFAULT_DECIMALS})")
+    p.set_defaults(func=cmd_problem)

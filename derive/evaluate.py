@@ -43,7 +43,10 @@ def _mp_sigmoid(a):
 
 def round_half_up(value, decimals: int) -> Decimal:
     """``value`` rounded for display as a person would (ties away from zero)."""
-    text = mpmath.nstr(mpmath.mpf(value), 40, strip_zeros=False) if not isinstance(value, (Fraction, int)) else None
+    text = None
+    if not isinstance(value, (Fraction, int)):
+        with mpmath.workdps(DIGITS):  # not the caller's precision: at 15 digits 0.4825*0.3 reads 0.14474999...
+            text = mpmath.nstr(mpmath.mpf(value), 40, strip_zeros=False)
     d = Decimal(text) if text is not None else Decimal(value.numerator) / Decimal(value.denominator)
     return d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
