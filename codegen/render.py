@@ -6,6 +6,7 @@ variable is an error, not an empty string.
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import jinja2
@@ -25,6 +26,16 @@ def escape_tex(text) -> str:
     return "".join(_TEX_SPECIAL.get(ch, ch) for ch in " ".join(str(text).split()))
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~])")
+
+
+def escape_md(text) -> str:
+    """User text made safe for Markdown (and kept out of its math); one space kept at either end."""
+    text = str(text)
+    body = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return (" " if text[:1].isspace() else "") + body + (" " if text[-1:].isspace() and body else "")
+
+
 @lru_cache(maxsize=None)
 def environment(kind: str) -> jinja2.Environment:
     loader = jinja2.PackageLoader("grukit.codegen", "templates")
@@ -36,6 +47,7 @@ def environment(kind: str) -> jinja2.Environment:
     else:
         env = jinja2.Environment(loader=loader, **_COMMON)
     env.filters["tex"] = escape_tex
+    env.filters["md"] = escape_md
     return env
 
 

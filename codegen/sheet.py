@@ -28,7 +28,6 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from grukit.codegen.latex import (
     adjoint_tex, affine_terms, backward_equations, compact_equations, local_tex, operand_tex,
     parameter_gradient_tex, pointwise_tex, product_tex, quantity_tex, stage_equations, transpose_tex,
 )
-from grukit.codegen.render import environment
+from grukit.codegen.render import render
 from grukit.derive.backward import cell_adjoint, loss_and_output_grads
 from grukit.derive.convention import Param
 from grukit.derive.equations import Affine, cell_equations
@@ -130,15 +129,6 @@ def _substitute(tree, shown: list, exact: list | None, decimals: int, counter: l
 def _mul(a, b):
     with mpmath.workdps(DIGITS):
         return a * b
-
-
-def _to_mp(values) -> np.ndarray:
-    with mpmath.workdps(DIGITS):
-        def conv(v):
-            if isinstance(v, Fraction):
-                return mpmath.mpf(v.numerator) / v.denominator
-            return mpmath.mpf(v)
-        return np.vectorize(conv, otypes=[object])(np.asarray(values, dtype=object))
 
 
 # --- small model pieces -------------------------------------------------------------------------------
@@ -972,16 +962,16 @@ class Sheet:
     model: dict
 
     def tex(self) -> str:
-        return _render("sheet.tex.j2", self.model)
+        return render("sheet.tex.j2", **self.model)
 
     def markdown(self) -> str:
-        return _render("sheet.md.j2", self.model)
+        return render("sheet.md.j2", **self.model)
 
     def _repr_markdown_(self) -> str:
         return self.markdown()
 
     def _repr_latex_(self) -> str:
-        return _render("sheet_repr.tex.j2", self.model)
+        return render("sheet_repr.tex.j2", **self.model)
 
     def write(self, out: str | Path) -> Path:
         """Write the sheet as .tex, .md or .pdf (by the suffix), atomically."""
@@ -997,29 +987,6 @@ class Sheet:
         else:
             write_atomic(out, compile_pdf(self.tex(), out))
         return out
-
-
-@lru_cache(maxsize=None)
-def _environment(kind: str):
-    """The shared Jinja environment with the sheet's Markdown escape filter added (an overlay, so the
-    shared environment itself is left as it is)."""
-    env = environment(kind).overlay()
-    env.filters["md"] = escape_md
-    return env
-
-
-def _render(template: str, model: dict) -> str:
-    return _environment("latex" if template.endswith(".tex.j2") else "text").get_template(template).render(**model)
-
-
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~])")
-
-
-def escape_md(text) -> str:
-    """User text made safe for Markdown (and kept out of its math); one space kept at either end."""
-    text = str(text)
-    body = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
-    return (" " if text[:1].isspace() else "") + body + (" " if text[-1:].isspace() and body else "")
 
 
 def build_sheet(problem: Problem, decimals: int = DEFAULT_DECIMALS, rounding: str = "exact",
@@ -1191,7 +1158,7 @@ def write_gallery(docs: Path, examples: Path | None = None) -> list[Path]:
                      "caption": entry.caption, "command": command, "generated": generated,
                      "loss": problem.loss is not None})
     page = docs / "gallery.md"
-    write_atomic(page, _render("gallery.md.j2", {"rows": rows}).encode())
+    write_atomic(page, render("gallery.md.j2", rows=rows).encode())
     written.append(page)
     return written
 

@@ -64,13 +64,13 @@ class Engine:
         if self.name == "symbolic":
             return np.array(values, dtype=object)
         with mpmath.workdps(DIGITS):
-            return self.settle(np.array(_to_mpf(np.array(values, dtype=object)), dtype=object))
+            return self.settle(np.array(to_mpf(np.array(values, dtype=object)), dtype=object))
 
     def settle(self, values: np.ndarray) -> np.ndarray:
         """Round to the displayed decimals in stepwise mode; otherwise unchanged."""
         if self.decimals is None or self.name != "exact":
             return values
-        return _to_mpf(np.vectorize(lambda v: round_half_up(v, self.decimals), otypes=[object])(values))
+        return to_mpf(np.vectorize(lambda v: round_half_up(v, self.decimals), otypes=[object])(values))
 
     def apply(self, expr: sp.Expr, args: dict[str, np.ndarray]) -> np.ndarray:
         """``expr`` evaluated per unit over the (broadcast) arrays named by its free symbols."""
@@ -120,7 +120,10 @@ class Engine:
             return self.settle(total)
 
 
-def _to_mpf(values: np.ndarray) -> np.ndarray:
+def to_mpf(values) -> np.ndarray:
+    """An object array of mpf at the engine's precision (Fractions converted exactly to 60 digits)."""
+    values = np.asarray(values, dtype=object)
+
     def conv(v):
         if isinstance(v, Fraction):
             return mpmath.mpf(v.numerator) / v.denominator
