@@ -86,12 +86,23 @@ def cmd_grad(args) -> int:
     from grukit.derive.solve import as_floats, solve
 
     problem = load_problem(args.problem)
+    if getattr(args, "check", False):  # refuse a problem too large for the expanded form before any work
+        from grukit.derive.explicit import check_size
+
+        check_size(problem.input_size, problem.hidden_size, problem.steps)
     sol = solve(problem, args.engine, gradients=True)
     g = sol.gradient
     grads = {name: as_floats(v) for name, v in sol.named_gradients().items()}
+    check = None
+    if getattr(args, "check", False):
+        from grukit.derive.explicit import differences, problem_gradient
+
+        check = differences(sol, *problem_gradient(problem))
     if args.json:
-        print(json.dumps({"loss": float(g.loss), "grads": grads, "inputs": as_floats(g.inputs),
-                          "h0": as_floats(g.h0)}))
+        out = {"loss": float(g.loss), "grads": grads, "inputs": as_floats(g.inputs), "h0": as_floats(g.h0)}
+        if check is not None:
+            out["check"] = {"max_difference": max(check.values()), "by_name": check}
+        print(json.dumps(out))
         return 0
     print(f"{problem.path}: convention {problem.convention.name}, loss {problem.loss.kind} = {float(g.loss):.10g}")
     for name, value in list(grads.items()) + [("inputs", as_floats(g.inputs)), ("h0", as_floats(g.h0))]:
@@ -99,6 +110,9 @@ def cmd_grad(args) -> int:
         print(f"dL/d{name} {arr.shape}:")
         for row in np.atleast_2d(arr):
             print("   " + _fmt(row, 8))
+    if check is not None:
+        print(f"check: max |grukit - derivative of the fully expanded loss| = {max(check.values()):.3g} "
+              f"({args.engine} engine vs 50 digits)")
     return 0
 
 
@@ -119,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("problem", help="problem YAML file")
         p.add_argument("--engine", choices=ENGINES, default="exact")
         p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+        if name == "grad":
+            p.add_argument("--check", action="store_true",
+                           help="also differentiate the fully expanded loss (small problems) and print "
+                                "the largest difference")
         p.set_defaults(func=func)
 
     from grukit.codegen import sheet_cli

@@ -88,9 +88,18 @@ class Engine:
         return self.settle(np.asarray(out, dtype=object).reshape(shape))
 
     def scalar(self, expr: sp.Expr, args: dict[str, object]):
-        """``expr`` evaluated once at scalar values (loss terms)."""
-        return self.apply(expr, {k: np.array([v], dtype=object if self.name != "numpy" else float)
-                                 for k, v in args.items()})[0]
+        """``expr`` evaluated once at scalar values (loss terms).
+
+        Called directly, not through ``apply``: a loss term has 2 symbols per output, and numpy's
+        ufunc machinery (``frompyfunc``, ``broadcast``) takes at most 64 operands (H >= 32 failed)."""
+        names = tuple(sorted(args))
+        if self.name == "symbolic":
+            return expr.xreplace({sp.Symbol(n, real=True): args[n] for n in names})
+        fn = _lambdified(expr, names, self.name == "numpy")
+        if self.name == "numpy":
+            return float(fn(*(float(args[n]) for n in names)))
+        with mpmath.workdps(DIGITS):
+            return self.settle(np.array([fn(*(args[n] for n in names))], dtype=object))[0]
 
     def zeros(self, shape) -> np.ndarray:
         return self.array(np.zeros(shape, dtype=int).tolist())
