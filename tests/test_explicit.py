@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -18,10 +17,9 @@ import sympy as sp
 
 from grukit.derive import explicit as ex
 from grukit.derive.errors import GrukitError
-from grukit.derive.losses import LossHead
 from grukit.derive.presets import PRESETS
-from grukit.derive.problem import Problem
 from grukit.derive.solve import solve
+from random_problems import random_problem  # noqa: E402
 
 TOL = mpmath.mpf("1e-45")
 
@@ -31,23 +29,6 @@ def high_precision():
     """mpmath numbers compare at the working precision: make it 70 digits for every test here."""
     with mpmath.workdps(70):
         yield
-
-
-def random_problem(name: str, D: int, H: int, T: int, seed: int, **numbers) -> Problem:
-    """One-decimal numbers in [-0.9, 0.9]; a weighted-sum loss. ``numbers`` overrides parameters by key."""
-    conv = PRESETS[name]
-    rng = np.random.default_rng(seed)
-
-    def rnd(shape):
-        flat = [Fraction(int(v), 10) for v in rng.integers(-9, 10, size=int(np.prod(shape)))]
-        return np.array(flat, dtype=object).reshape(shape)
-
-    params = {p: rnd(conv.param_shape(p, D, H)) for p in conv.parameters()}
-    for key, value in numbers.items():
-        p = next(p for p in conv.parameters() if conv.key(p) == key)
-        params[p] = np.array(value, dtype=object).reshape(conv.param_shape(p, D, H))
-    head = LossHead("weighted_sum", tuple(range(T)), tuple(rnd((T, H))))
-    return Problem(Path(f"<{name}>"), conv, rnd((T, D)), rnd((H,)), params, loss=head)
 
 
 def max_gap(a: ex.ExplicitGradient, b: ex.ExplicitGradient):

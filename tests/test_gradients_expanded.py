@@ -16,8 +16,6 @@ forward stage list and the loss term with the derivation it checks.
 """
 from __future__ import annotations
 
-from fractions import Fraction
-from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -25,14 +23,10 @@ import pytest
 import sympy as sp
 
 from grukit.derive import explicit as ex
-from grukit.derive.backward import backward
-from grukit.derive.equations import cell_equations
-from grukit.derive.evaluate import engine, forward
 from grukit.derive.functions import sigmoid
-from grukit.derive.losses import LossHead
 from grukit.derive.presets import PRESETS
-from grukit.derive.problem import Problem
 from grukit.derive.solve import solve
+from random_problems import random_problem, symbolic_backward  # noqa: E402
 
 D, H, T = 2, 3, 2
 TOL = 1e-40
@@ -42,19 +36,6 @@ TOL = 1e-40
 def high_precision():
     with mpmath.workdps(70):
         yield
-
-
-def random_problem(name: str, D: int, H: int, T: int, seed: int) -> Problem:
-    conv = PRESETS[name]
-    rng = np.random.default_rng(seed)
-
-    def rnd(shape):
-        flat = [Fraction(int(v), 10) for v in rng.integers(-9, 10, size=int(np.prod(shape)))]
-        return np.array(flat, dtype=object).reshape(shape)
-
-    params = {p: rnd(conv.param_shape(p, D, H)) for p in conv.parameters()}
-    head = LossHead("weighted_sum", tuple(range(T)), tuple(rnd((T, H))))
-    return Problem(Path(f"<{name}>"), conv, rnd((T, D)), rnd((H,)), params, loss=head)
 
 
 def seed_of(name: str) -> int:
@@ -101,12 +82,7 @@ def test_symbolic_engine_gradients_equal_expanded_derivative(name, expanded):
     if name == "keras2":
         p = random_problem(name, D, H, 1, seed_of(name))
         explicit, grad = ex.problem_gradient(p)
-    eng = engine("symbolic")
-    traces = forward(cell_equations(p.convention), explicit.params, explicit.inputs, explicit.h0, eng)
-    head = LossHead(p.loss.kind, p.loss.steps,
-                    tuple(np.array([sp.Rational(v.numerator, v.denominator) for v in t], dtype=object)
-                          for t in p.loss.targets))
-    g = backward(p.convention, explicit.params, traces, head, eng)
+    g = symbolic_backward(p, explicit)
     pairs = [(explicit.params[q], g.params[q]) for q in explicit.params]
     pairs += [(explicit.inputs, g.inputs), (explicit.h0, g.h0)]
     worst = 0
@@ -130,12 +106,7 @@ def _exact_difference_is_zero(name: str) -> None:
     p = random_problem(name, 1, 1, 1, seed_of(name))
     explicit = ex.problem_loss(p)
     L = explicit.expr.replace(lambda e: isinstance(e, ex.Elementwise), lambda e: e.definition(e.args[0]))
-    eng = engine("symbolic")
-    traces = forward(cell_equations(p.convention), explicit.params, explicit.inputs, explicit.h0, eng)
-    head = LossHead(p.loss.kind, p.loss.steps,
-                    tuple(np.array([sp.Rational(v.numerator, v.denominator) for v in t], dtype=object)
-                          for t in p.loss.targets))
-    g = backward(p.convention, explicit.params, traces, head, eng)
+    g = symbolic_backward(p, explicit)
     for q, exprs in list(g.params.items()):
         for s, e in zip(np.ravel(explicit.params[q]), np.ravel(exprs)):
             ours = sp.sympify(e).replace(sigmoid, lambda a: 1 / (1 + sp.exp(-a)))
