@@ -136,7 +136,8 @@ def problem_text(convention: str, dims: str, steps: int, seed: int, variant: int
 def write_variants(convention: str, dims: str, steps: int, seed: int, variants: int = 1,
                    out_dir: str | Path = ".", fmt: str = "tex", decimals: int = 4) -> list[Path]:
     """Write K variants (problem YAML, question sheet, solution sheet); return the paths written."""
-    from grukit.codegen.sheet import build_sheet, compile_pdf, tex_programs, write_atomic
+    from grukit.codegen.output import compile_pdf, tex_programs, write_atomic
+    from grukit.codegen.sheet import build_sheet
     from grukit.derive.problem import load_problem
 
     conv = resolve(convention)

@@ -21,11 +21,7 @@ that differs from the exact value at the displayed decimals gets a dagger.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -39,6 +35,7 @@ from grukit.codegen.latex import (
     adjoint_tex, affine_terms, backward_equations, compact_equations, local_tex, operand_tex,
     parameter_gradient_tex, pointwise_tex, product_tex, quantity_tex, stage_equations, transpose_tex,
 )
+from grukit.codegen.output import compile_pdf, write_atomic
 from grukit.codegen.render import render
 from grukit.derive.backward import cell_adjoint, loss_and_output_grads
 from grukit.derive.convention import Param
@@ -1022,166 +1019,5 @@ def builtin_example() -> Path:
     return Path(__file__).resolve().parent / "templates" / BUILTIN_EXAMPLE
 
 
-# --- files -------------------------------------------------------------------------------------------
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and os.replace."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GrukitError(f"{path}: cannot create directory {parent} ({exc.strerror})") from None
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise GrukitError(f"{path}: cannot write ({exc.strerror})") from None
-        raise
-
-
-TEX_HELP = "install TeX Live (e.g. apt-get install latexmk texlive-latex-base texlive-latex-recommended)"
-
-
-def tex_programs() -> tuple[str | None, str | None]:
-    return shutil.which("latexmk"), shutil.which("pdflatex")
-
-
-def compile_pdf(tex: str, out: Path, timeout: int = 300) -> bytes:
-    """Compile ``tex`` with latexmk (or pdflatex alone) in a scratch folder; return the PDF bytes."""
-    latexmk, pdflatex = tex_programs()
-    if pdflatex is None:
-        missing = "pdflatex" + (" and latexmk" if latexmk is None else "")
-        raise GrukitError(f"{out}: making a PDF needs {missing}, not found on PATH; {TEX_HELP}, "
-                          f"or write .tex or .md instead")
-    env = dict(os.environ, SOURCE_DATE_EPOCH="0", FORCE_SOURCE_DATE="1")
-    with tempfile.TemporaryDirectory(prefix="grukit-sheet-") as tmp:
-        src = Path(tmp) / "sheet.tex"
-        src.write_text(tex)
-        if latexmk is not None:
-            cmd = [latexmk, "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-silent", src.name]
-        else:
-            cmd = [pdflatex, "-interaction=nonstopmode", "-halt-on-error", src.name]
-        try:
-            run = subprocess.run(cmd, cwd=tmp, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                 timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise GrukitError(f"{out}: {Path(cmd[0]).name} took longer than {timeout} s") from None
-        pdf = Path(tmp) / "sheet.pdf"
-        if run.returncode != 0 or not pdf.exists():
-            log = Path(tmp) / "sheet.log"
-            text = log.read_text(errors="replace") if log.exists() else run.stdout.decode(errors="replace")
-            first = next((line for line in text.splitlines() if line.startswith("!")), "see the LaTeX log")
-            raise GrukitError(f"{out}: {Path(cmd[0]).name} failed: {first.lstrip('! ').strip()} "
-                              f"(write -o .tex to inspect the source)")
-        return pdf.read_bytes()
-
-
 def load_or_builtin(path: str | None) -> Problem:
     return load_problem(path if path is not None else builtin_example())
-
-
-# --- the gallery -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class GalleryEntry:
-    name: str
-    source: str  # problem file name, relative to the examples folder (or generated)
-    options: tuple[tuple[str, object], ...] = ()
-    generated: tuple[tuple[str, object], ...] = ()  # instructor settings for a generated problem
-    caption: str = ""
-
-
-EXTRA_GALLERY = (
-    GalleryEntry("course-notes-stepwise", "course-notes.yaml", (("rounding", "stepwise"),),
-                 caption="the course-notes problem rounded stepwise, as by hand (daggers mark the departures)"),
-    GalleryEntry("keras-3-steps", "keras-3-steps.yaml", (),
-                 (("convention", "keras"), ("dims", "2x2"), ("steps", 3), ("seed", 1)),
-                 caption="an instructor-mode Keras problem over three steps (kernel blocks, BPTT sums)"),
-)
-
-
-def gallery_entries(examples: Path) -> list[GalleryEntry]:
-    entries = [GalleryEntry(p.stem, p.name, caption="") for p in sorted(examples.glob("*.yaml"))]
-    names = {e.source for e in entries}
-    for extra in EXTRA_GALLERY:
-        if extra.generated or extra.source in names:
-            entries.append(extra)
-    return entries
-
-
-def write_gallery(docs: Path, examples: Path | None = None) -> list[Path]:
-    """Regenerate ``docs/sheets/*`` and ``docs/gallery.md`` from ``docs/examples/*.yaml``."""
-    from grukit.codegen.instructor import problem_text
-
-    docs = Path(docs)
-    examples = Path(examples) if examples is not None else docs / "examples"
-    if not examples.is_dir():
-        raise GrukitError(f"{examples}: --gallery: no examples folder")
-    sheets = docs / "sheets"
-    written = []
-    rows = []
-    for entry in gallery_entries(examples):
-        if entry.generated:
-            settings = dict(entry.generated)
-            text = problem_text(settings["convention"], settings["dims"], settings["steps"], settings["seed"])
-            path = sheets / entry.source
-            write_atomic(path, text.encode())
-            written.append(path)
-        else:
-            path = examples / entry.source
-        problem = load_problem(path)
-        options = dict(entry.options)
-        sheet = build_sheet(problem, **options)
-        for suffix in (".tex", ".md"):
-            target = sheets / (entry.name + suffix)
-            sheet.write(target)
-            written.append(target)
-        command = "grukit sheet " + (f"docs/examples/{entry.source}" if not entry.generated
-                                     else f"docs/sheets/{entry.source}")
-        command += "".join(f" --{k.replace('_', '-')} {v}" for k, v in entry.options)
-        generated = None
-        if entry.generated:
-            s = dict(entry.generated)
-            generated = (f"grukit problem --convention {s['convention']} --dims {s['dims']} "
-                         f"--steps {s['steps']} --seed {s['seed']}")
-        rows.append({"name": entry.name, "title": problem.title or entry.name,
-                     "convention": problem.convention.name, "steps": problem.steps,
-                     "caption": entry.caption, "command": command, "generated": generated,
-                     "loss": problem.loss is not None})
-    page = docs / "gallery.md"
-    write_atomic(page, render("gallery.md.j2", rows=rows).encode())
-    written.append(page)
-    return written
-
-
-def _main(argv=None) -> int:
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="python -m grukit.codegen.sheet",
-                                     description="regenerate the sheet gallery (docs/sheets, docs/gallery.md)")
-    parser.add_argument("--update-gallery", metavar="DOCS", nargs="?", const="docs", default=None)
-    args = parser.parse_args(argv)
-    if args.update_gallery is None:
-        parser.print_help()
-        return 0
-    try:
-        for path in write_gallery(Path(args.update_gallery)):
-            print(f"wrote {path}")
-    except GrukitError as exc:
-        print(f"grukit: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -16,7 +16,9 @@ DEFAULT_OUTPUT = "sheet.pdf"
 
 
 def cmd_sheet(args) -> int:
-    from grukit.codegen.sheet import FORMATS, build_sheet, compile_pdf, load_or_builtin, tex_programs, write_gallery
+    from grukit.codegen.gallery import write_gallery
+    from grukit.codegen.output import compile_pdf, tex_programs
+    from grukit.codegen.sheet import FORMATS, build_sheet, load_or_builtin
     from grukit.derive.errors import GrukitError
 
     if args.gallery is not None:

@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 import yaml
 
+from grukit.codegen import output as output_module
 from grukit.codegen import sheet as sheet_module
 from grukit.codegen.cli import main
 from grukit.codegen.instructor import problem_text
-from grukit.codegen.sheet import build_sheet, builtin_example, format_number, write_atomic
+from grukit.codegen.output import write_atomic
+from grukit.codegen.sheet import build_sheet, builtin_example, format_number
 from grukit.derive.errors import GrukitError
 from grukit.derive.presets import PRESETS
 from grukit.derive.problem import load_problem, problem_from_mapping
@@ -353,7 +355,7 @@ def test_bad_input_is_one_line_naming_file_and_field(tmp_path, capsys):
 
 
 def test_pdf_without_tex_names_the_missing_program(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sheet_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(output_module.shutil, "which", lambda name: None)
     out = tmp_path / "sheet.pdf"
     assert main(["sheet", "-o", str(out)]) == 2
     err = capsys.readouterr().err
@@ -368,7 +370,7 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     def broken(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sheet_module.os, "replace", broken)
+    monkeypatch.setattr(output_module.os, "replace", broken)
     with pytest.raises(GrukitError, match="sheet.tex: cannot write"):
         write_atomic(target, b"new")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["sheet.tex"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from grukit.codegen.sheet import write_gallery
+from grukit.codegen.gallery import write_gallery
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
