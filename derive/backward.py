@@ -110,7 +110,8 @@ def step_backward(adj: CellAdjoint, params: dict[Param, np.ndarray], trace: Step
     grads: dict[Param, np.ndarray] = {}
     total: dict[str, np.ndarray] = {}
 
-    def settle(name: str) -> np.ndarray:
+    def adjoint_of(name: str) -> np.ndarray:
+        """The complete adjoint of ``name``: every later stage has contributed when it is asked for."""
         if name not in total:
             parts = deltas.get(name)
             total[name] = eng.add(*parts) if parts else eng.zeros(values[name].shape)
@@ -118,7 +119,7 @@ def step_backward(adj: CellAdjoint, params: dict[Param, np.ndarray], trace: Step
 
     for a in adj.stages:
         s = a.stage
-        d_target = settle(s.target)
+        d_target = adjoint_of(s.target)
         if isinstance(s, Pointwise):
             for loc in a.locals:
                 names = sorted(x.name for x in loc.contribution.free_symbols)
@@ -142,7 +143,7 @@ def step_backward(adj: CellAdjoint, params: dict[Param, np.ndarray], trace: Step
         for b in s.biases:
             grads[b] = d_target
     for name in ("x", "h_prev"):
-        settle(name)
+        adjoint_of(name)
     return StepGradient(total, grads)
 
 
