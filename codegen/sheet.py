@@ -539,9 +539,7 @@ class _Builder:
         sol = self.sol
         head = sol.head
         loss, d_h, _, _, terms, d_outs, outputs = loss_and_output_grads(
-            head, sol.traces, sol.engine, self.conv.orientation, head.W_o, head.b_o)
-        if sol.gradient is not None:
-            loss, terms, d_outs = sol.gradient.loss, sol.gradient.loss_terms, sol.gradient.d_outputs
+            head, sol.traces, sol.engine, self.conv.orientation)
         return loss, d_h, terms, d_outs, outputs
 
     def out_names(self, t1: int) -> tuple[str, str]:

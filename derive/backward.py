@@ -56,13 +56,6 @@ class CellAdjoint:
     equations: CellEquations
     stages: tuple[AdjointStage, ...]  # in backward order
 
-    def local(self, target: str, operand: str) -> LocalDerivative:
-        for s in self.stages:
-            for loc in s.locals:
-                if (loc.target, loc.operand) == (target, operand):
-                    return loc
-        raise KeyError((target, operand))
-
 
 def _in_forward_values(expr: sp.Expr, stage: Pointwise) -> sp.Expr:
     """Write f(u) back as the stage's own value y where it appears (sigma(a) -> z, tanh(a) -> c)."""
@@ -157,13 +150,13 @@ class Gradient:
     inputs: np.ndarray  # T x D
     h0: np.ndarray
     steps: list[StepGradient]  # per time step: adjoints and parameter contributions
-    loss_terms: list[object]  # the loss of each step in head.steps
-    d_outputs: list[np.ndarray]  # dL/do per loss step
 
 
-def loss_and_output_grads(head: LossHead, traces: list[StepTrace], eng: Engine, orientation: str,
-                          W_o=None, b_o=None):
-    """Loss value, dL/dh_t from the head, output-layer gradients, per-step outputs."""
+def loss_and_output_grads(head: LossHead, traces: list[StepTrace], eng: Engine, orientation: str):
+    """Loss value, dL/dh_t from the head, output-layer gradients, per-step outputs.
+
+    ``head`` holds its targets and output layer in the engine's numbers."""
+    W_o, b_o = head.W_o, head.b_o
     expr, o_syms, y_syms = loss_term(head.kind, head.outputs)
     grad_exprs = loss_gradient(head.kind, head.outputs)
     H = traces[0].values["h"].shape[0]
@@ -198,11 +191,11 @@ def loss_and_output_grads(head: LossHead, traces: list[StepTrace], eng: Engine, 
 
 
 def backward(convention: Convention, params: dict[Param, np.ndarray], traces: list[StepTrace],
-             head: LossHead, eng: Engine, W_o=None, b_o=None, only_step: int | None = None) -> Gradient:
+             head: LossHead, eng: Engine, only_step: int | None = None) -> Gradient:
     """BPTT: every parameter, input and h0 gradient of the loss. ``only_step`` keeps one loss term."""
     adj = cell_adjoint(convention)
-    loss, d_h_loss, d_W, d_b, terms, d_outs, _ = loss_and_output_grads(
-        head, traces, eng, convention.orientation, W_o, b_o)
+    loss, d_h_loss, d_W, d_b, *_ = loss_and_output_grads(
+        head, traces, eng, convention.orientation)
     if only_step is not None:
         d_h_loss = {t: v for t, v in d_h_loss.items() if t == only_step}
     T = len(traces)
@@ -220,4 +213,4 @@ def backward(convention: Convention, params: dict[Param, np.ndarray], traces: li
     if d_b is not None:
         output["b_o"] = d_b
     inputs = np.array([s.adjoints["x"] for s in steps], dtype=steps[0].adjoints["x"].dtype)
-    return Gradient(loss, totals, output, inputs, carry, steps, terms, d_outs)
+    return Gradient(loss, totals, output, inputs, carry, steps)

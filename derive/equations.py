@@ -142,6 +142,3 @@ def param_matrix(convention: Convention, param: Param, inputs: int, hidden: int)
         return sp.Matrix(shape[0], 1, lambda i, _: sp.Symbol(f"{key}[{i}]", real=True))
     return sp.Matrix(*shape, lambda i, j: sp.Symbol(f"{key}[{i},{j}]", real=True))
 
-
-def vector_symbols(name: str, size: int) -> sp.Matrix:
-    return sp.Matrix(size, 1, lambda i, _: sp.Symbol(f"{name}[{i}]", real=True))

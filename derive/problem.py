@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
@@ -72,7 +72,6 @@ class Problem:
     layout: str | None = None  # the framework layout the weights came in, if any
     loss: object = None  # a parsed loss head (grukit.derive.losses), or None
     learning_rate: Fraction | None = None
-    raw_loss: dict = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -294,7 +293,6 @@ def problem_from_mapping(data, path: Path) -> Problem:
     if data.get("loss") is not None:
         from .losses import parse_loss
 
-        problem.raw_loss = data["loss"]
         problem.loss = parse_loss(data["loss"], problem, f"{path}: loss")
     return problem
 

@@ -53,7 +53,7 @@ def solve(problem: Problem, engine_name: str = "exact", gradients: bool = False,
         W_o = eng.array(head.W_o) if head.W_o is not None else None
         b_o = eng.array(head.b_o) if head.b_o is not None else None
         sol.head = LossHead(head.kind, head.steps, tuple(eng.array(t) for t in head.targets), W_o, b_o)
-        sol.gradient = backward(problem.convention, params, traces, sol.head, eng, W_o, b_o)
+        sol.gradient = backward(problem.convention, params, traces, sol.head, eng)
     return sol
 
 
