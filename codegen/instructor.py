@@ -136,7 +136,7 @@ def problem_text(convention: str, dims: str, steps: int, seed: int, variant: int
 def write_variants(convention: str, dims: str, steps: int, seed: int, variants: int = 1,
                    out_dir: str | Path = ".", fmt: str = "tex", decimals: int = 4) -> list[Path]:
     """Write K variants (problem YAML, question sheet, solution sheet); return the paths written."""
-    from grukit.codegen.output import compile_pdf, tex_programs, write_atomic
+    from grukit.codegen.output import require_tex, write_atomic
     from grukit.codegen.sheet import build_sheet
     from grukit.derive.problem import load_problem
 
@@ -146,8 +146,8 @@ def write_variants(convention: str, dims: str, steps: int, seed: int, variants: 
     if fmt not in FORMATS:
         raise GrukitError(f"--format: unknown value {fmt!r} (choose {', '.join(FORMATS)})")
     out_dir = Path(out_dir)
-    if fmt == "pdf" and tex_programs()[1] is None:
-        compile_pdf("", out_dir / "problem.pdf")  # raises the message naming the missing program
+    if fmt == "pdf":
+        require_tex(out_dir / "problem.pdf")
     written = []
     for k in range(1, variants + 1):
         stem = f"{conv.name}-seed{seed}-v{k}"

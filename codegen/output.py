@@ -37,17 +37,21 @@ def write_atomic(path: Path, data: bytes) -> None:
 TEX_HELP = "install TeX Live (e.g. apt-get install latexmk texlive-latex-base texlive-latex-recommended)"
 
 
-def tex_programs() -> tuple[str | None, str | None]:
-    return shutil.which("latexmk"), shutil.which("pdflatex")
+def require_tex(out: Path) -> tuple[str | None, str]:
+    """(latexmk or None, pdflatex); without pdflatex, the one-line error naming what is missing.
 
-
-def compile_pdf(tex: str, out: Path, timeout: int = 300) -> bytes:
-    """Compile ``tex`` with latexmk (or pdflatex alone) in a scratch folder; return the PDF bytes."""
-    latexmk, pdflatex = tex_programs()
+    Called before any work is done, so a PDF request fails at once rather than after solving."""
+    latexmk, pdflatex = shutil.which("latexmk"), shutil.which("pdflatex")
     if pdflatex is None:
         missing = "pdflatex" + (" and latexmk" if latexmk is None else "")
         raise GrukitError(f"{out}: making a PDF needs {missing}, not found on PATH; {TEX_HELP}, "
                           f"or write .tex or .md instead")
+    return latexmk, pdflatex
+
+
+def compile_pdf(tex: str, out: Path, timeout: int = 300) -> bytes:
+    """Compile ``tex`` with latexmk (or pdflatex alone) in a scratch folder; return the PDF bytes."""
+    latexmk, pdflatex = require_tex(out)
     env = dict(os.environ, SOURCE_DATE_EPOCH="0", FORCE_SOURCE_DATE="1")
     with tempfile.TemporaryDirectory(prefix="grukit-sheet-") as tmp:
         src = Path(tmp) / "sheet.tex"

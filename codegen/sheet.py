@@ -971,10 +971,7 @@ class Sheet:
     def write(self, out: str | Path) -> Path:
         """Write the sheet as .tex, .md or .pdf (by the suffix), atomically."""
         out = Path(out)
-        suffix = out.suffix.lower()
-        if suffix not in FORMATS:
-            raise GrukitError(f"{out}: -o: unknown output type {out.suffix or '(none)'!r} "
-                              f"(choose .tex, .pdf or .md)")
+        suffix = output_suffix(out)
         if suffix == ".tex":
             write_atomic(out, self.tex().encode())
         elif suffix == ".md":
@@ -982,6 +979,14 @@ class Sheet:
         else:
             write_atomic(out, compile_pdf(self.tex(), out))
         return out
+
+
+def output_suffix(out: Path) -> str:
+    """The sheet format named by ``out``'s suffix, or the one-line error."""
+    suffix = out.suffix.lower()
+    if suffix not in FORMATS:
+        raise GrukitError(f"{out}: -o: unknown output type {out.suffix or '(none)'!r} (choose .tex, .pdf or .md)")
+    return suffix
 
 
 def build_sheet(problem: Problem, decimals: int = DEFAULT_DECIMALS, rounding: str = "exact",

@@ -17,8 +17,8 @@ DEFAULT_OUTPUT = "sheet.pdf"
 
 def cmd_sheet(args) -> int:
     from grukit.codegen.gallery import write_gallery
-    from grukit.codegen.output import compile_pdf, tex_programs
-    from grukit.codegen.sheet import FORMATS, build_sheet, load_or_builtin
+    from grukit.codegen.output import require_tex
+    from grukit.codegen.sheet import build_sheet, load_or_builtin, output_suffix
     from grukit.derive.errors import GrukitError
 
     if args.gallery is not None:
@@ -28,10 +28,8 @@ def cmd_sheet(args) -> int:
             print(f"wrote {path}")
         return 0
     out = Path(args.output)
-    if out.suffix.lower() not in FORMATS:
-        raise GrukitError(f"{out}: -o: unknown output type {out.suffix or '(none)'!r} (choose .tex, .pdf or .md)")
-    if out.suffix.lower() == ".pdf" and tex_programs()[1] is None:
-        compile_pdf("", out)  # raises the one-line message naming the missing program
+    if output_suffix(out) == ".pdf":
+        require_tex(out)
     problem = load_or_builtin(args.problem)
     sheet = build_sheet(problem, decimals=args.decimals, rounding=args.rounding,
                         forward_only=args.forward_only, questions_only=args.questions_only)
