@@ -197,6 +197,11 @@ def backward_equations(adj: CellAdjoint, t="t") -> list[tuple[str, str]]:
     return [(adjoint_tex(conv, n, t), " + ".join(sums[n])) for n in order]
 
 
+def gradient_tex(tex: str) -> str:
+    """dL/d(tex) as a fraction."""
+    return r"\frac{\partial L}{\partial %s}" % tex
+
+
 def parameter_gradient_tex(eqs: CellEquations, param: Param, steps: str = "t") -> tuple[str, str]:
     """Closed form of dL/d(param) as a sum over time, e.g. sum_t delta a_{z,t} x_t^T."""
     conv = eqs.convention
@@ -204,7 +209,7 @@ def parameter_gradient_tex(eqs: CellEquations, param: Param, steps: str = "t") -
         if not isinstance(s, Affine):
             continue
         d = adjoint_tex(conv, s.target, steps)
-        lhs = r"\frac{\partial L}{\partial %s}" % conv.tex(param)
+        lhs = gradient_tex(conv.tex(param))
         if param in s.biases:
             return lhs, r"\sum_{%s} %s" % (steps, d)
         for p in s.products:

@@ -33,7 +33,7 @@ import sympy as sp
 
 from grukit.codegen.latex import (
     adjoint_tex, affine_terms, backward_equations, compact_equations, local_tex, operand_tex,
-    parameter_gradient_tex, pointwise_tex, product_tex, quantity_tex, stage_equations, transpose_tex,
+    gradient_tex, parameter_gradient_tex, pointwise_tex, product_tex, quantity_tex, stage_equations, transpose_tex,
 )
 from grukit.codegen.output import compile_pdf, write_atomic
 from grukit.codegen.render import render
@@ -163,10 +163,6 @@ def _chunk(n: int, most: int) -> int:
 def _partial(name_tex: str, via: str) -> str:
     """The part of an adjoint that flows back through ``via``."""
     return r"\left.%s\right|_{%s}" % (name_tex, via)
-
-
-def _grad(tex: str) -> str:
-    return r"\frac{\partial L}{\partial %s}" % tex
 
 
 # --- the builder ---------------------------------------------------------------------------------------
@@ -326,7 +322,7 @@ class _Builder:
             loss = self.loss_context()[0]
             lines.append(["L", self.num(loss)])
             if not self.forward_only:
-                lines += [[_grad(name), self.mat(values)] for name, values in self.gradient_rows()]
+                lines += [[gradient_tex(name), self.mat(values)] for name, values in self.gradient_rows()]
         return lines
 
     # -- title, statement, equations, data --
@@ -649,8 +645,8 @@ class _Builder:
                 h = sol.traces[t].values["h"]
                 h_tex = self.q("h", T1)
                 step = r"\right|_{t=%d}" % T1 if len(head.steps) > 1 else None
-                gW = _grad("W_{o}") if step is None else r"\left." + _grad("W_{o}") + step
-                gb = _grad("b_{o}") if step is None else r"\left." + _grad("b_{o}") + step
+                gW = gradient_tex("W_{o}") if step is None else r"\left." + gradient_tex("W_{o}") + step
+                gb = gradient_tex("b_{o}") if step is None else r"\left." + gradient_tex("b_{o}") + step
                 dW = eng.outer(d_outs[i], h)
                 blocks.append(_display([[gW, self.outer_formula(r"\delta " + o_vec, h_tex)],
                                         ["", self.outer(d_outs[i], h) + " = " + self.mat(dW if self.column else dW.T)]],
@@ -673,11 +669,11 @@ class _Builder:
             groups.append({"title": title, "blocks": blocks})
         if len(head.steps) > 1 and head.W_o is not None:
             blocks = []
-            lines = [[_grad("W_{o}"), r"\sum_{t} \left." + _grad("W_{o}") + r"\right|_{t}"],
+            lines = [[gradient_tex("W_{o}"), r"\sum_{t} \left." + gradient_tex("W_{o}") + r"\right|_{t}"],
                      ["", self.mat(g.output["W_o"])]]
             blocks.append(_display(lines, _text("Summed over the steps that carry a loss term:")))
             if head.b_o is not None:
-                blocks.append(_display([[_grad("b_{o}"), r"\sum_{t} \left." + _grad("b_{o}") + r"\right|_{t}"],
+                blocks.append(_display([[gradient_tex("b_{o}"), r"\sum_{t} \left." + gradient_tex("b_{o}") + r"\right|_{t}"],
                                         ["", self.vec(g.output["b_o"])]]))
             groups.append({"title": _text("Output layer, all steps"), "blocks": blocks})
         intro = [_paragraph("Notation: ", ("math", r"\delta v = \partial L / \partial v"),
@@ -712,7 +708,7 @@ class _Builder:
         if self.T > 1:
             intro.append(_paragraph(
                 "A weight gets a contribution from every time step, written ",
-                ("math", r"\left." + _grad("W") + r"\right|_{t}"),
+                ("math", r"\left." + gradient_tex("W") + r"\right|_{t}"),
                 "; the contributions are summed after the last step back (back-propagation through time)."))
         return {"title": "Backward pass through the GRU", "intro": intro, "sections": sections}
 
@@ -729,7 +725,7 @@ class _Builder:
         _, d_h_loss, _, _, _ = self.loss_context()
         contribs: dict[str, list[tuple[str, object]]] = {}
         formulas = dict(backward_equations(self.adj, T1))
-        step_label = (lambda tex: r"\left." + _grad(tex) + r"\right|_{t=%d}" % T1) if self.T > 1 else _grad
+        step_label = (lambda tex: r"\left." + gradient_tex(tex) + r"\right|_{t=%d}" % T1) if self.T > 1 else gradient_tex
 
         def adj_value(name):
             return step.adjoints[name]
@@ -829,7 +825,7 @@ class _Builder:
                 blocks.append(self.adjoint_sum(name, T1, formulas, contribs, adj_value(name)))
         if t == 0:
             blocks.append(_paragraph("This is the gradient with respect to the initial state: ",
-                                     ("math", _grad(self.q("h_prev", 1)) + " = " + self.d("h_prev", 1)), "."))
+                                     ("math", gradient_tex(self.q("h_prev", 1)) + " = " + self.d("h_prev", 1)), "."))
         if blocks:
             groups.append({"title": _text("Gradients of the input ", ("math", self.q("x", T1)),
                                           " and the previous state ", ("math", self.q("h_prev", T1))),
@@ -853,7 +849,7 @@ class _Builder:
         for param in self.conv.parameters():
             lhs, rhs = parameter_gradient_tex(self.eqs, param, "t")
             contribs = [self.mat(s.params[param]) for s in g.steps]
-            per_step = [r"\left." + _grad(self.ptex(param)) + r"\right|_{t=%d}" % (t + 1) for t in range(self.T)]
+            per_step = [r"\left." + gradient_tex(self.ptex(param)) + r"\right|_{t=%d}" % (t + 1) for t in range(self.T)]
             shape = np.asarray(g.params[param], dtype=object).shape
             cols = shape[1] if len(shape) == 2 else (1 if self.column else shape[0])
             blocks.append(_display([[lhs, rhs]] + _sum_rows(per_step, 4) + _sum_rows(contribs, self.per_line(cols))
@@ -905,7 +901,7 @@ class _Builder:
                 continue
             step = eng.outer(-lr_eng, grad)[0]
             new = eng.add(engine_params[name], step)
-            blocks.append(_display([["{" + name + r"}^{\text{new}}", f"{name} - \\eta\\, {_grad(name)}"],
+            blocks.append(_display([["{" + name + r"}^{\text{new}}", f"{name} - \\eta\\, {gradient_tex(name)}"],
                                     ["", f"{self.mat(given[name])} - {lr_tok} {self.mat(grad)} = {self.mat(new)}"]]))
         note = ("the problem's learning rate" if self.p.learning_rate is not None
                 else "a learning rate chosen for illustration (the problem gives none)")
