@@ -40,7 +40,7 @@ def gallery_entries(examples: Path) -> list[GalleryEntry]:
 
 def write_gallery(docs: Path, examples: Path | None = None) -> list[Path]:
     """Regenerate ``docs/sheets/*`` and ``docs/gallery.md`` from ``docs/examples/*.yaml``."""
-    from grukit.codegen.instructor import problem_text
+    from grukit.codegen.instructor import command_line, problem_text
 
     docs = Path(docs)
     examples = Path(examples) if examples is not None else docs / "examples"
@@ -71,8 +71,7 @@ def write_gallery(docs: Path, examples: Path | None = None) -> list[Path]:
         generated = None
         if entry.generated:
             s = dict(entry.generated)
-            generated = (f"grukit problem --convention {s['convention']} --dims {s['dims']} "
-                         f"--steps {s['steps']} --seed {s['seed']}")
+            generated = command_line(s["convention"], s["dims"], s["steps"], s["seed"])
         rows.append({"name": entry.name, "title": problem.title or entry.name,
                      "convention": problem.convention.name, "steps": problem.steps,
                      "caption": entry.caption, "command": command, "generated": generated,
