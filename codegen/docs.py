@@ -2,10 +2,10 @@
 
 ``python -m grukit.codegen.docs`` rewrites the file; ``--check`` exits 1 (and prints a diff) when
 the file on disk differs from what the registry renders. Everything in the page is read from
-:data:`grukit.derive.presets.PRESETS`, the stage list and the layouts: the table of axes, each
-preset's equations (printed by :func:`grukit.codegen.latex.compact_equations`) and its parameter
-names and shapes, so the page cannot drift from the code without ``--check`` (and the test suite)
-noticing.
+:data:`grukit.derive.presets.PRESETS`, the axis tables of :mod:`grukit.derive.convention`, the stage
+list and the layouts: the table of axes, each preset's equations (printed by
+:func:`grukit.codegen.latex.compact_equations`) and its parameter names and shapes, so the page cannot
+drift from the code without ``--check`` (and the test suite) noticing.
 """
 from __future__ import annotations
 
@@ -18,10 +18,7 @@ import sympy as sp
 
 from grukit.codegen.latex import compact_equations
 from grukit.codegen.render import render
-from grukit.derive.convention import (
-    BIAS_KINDS, CANDIDATE_ACTIVATIONS, GATE_ACTIVATIONS, GATE_WIDTHS, INPUT_FORMS, ORIENTATIONS,
-    RESET_PLACEMENTS, UPDATE_RULES, Convention,
-)
+from grukit.derive.convention import ARRANGEMENT_AXES, AXES, GATES, LAYOUT_NAMES, Convention
 from grukit.derive.equations import cell_equations
 from grukit.derive.layouts import LAYOUTS
 from grukit.derive.presets import PRESETS
@@ -77,16 +74,19 @@ def preset_context(conv: Convention) -> dict:
     }
 
 
-def axis_choices() -> list[tuple[str, dict[str, str]]]:
-    return [("update_rule", UPDATE_RULES), ("reset", RESET_PLACEMENTS), ("biases", BIAS_KINDS),
-            ("gate_activation", GATE_ACTIVATIONS), ("candidate_activation", CANDIDATE_ACTIVATIONS),
-            ("orientation", ORIENTATIONS), ("gate_width", GATE_WIDTHS), ("input_form", INPUT_FORMS)]
+def arrangement_rows() -> list[dict[str, str]]:
+    """The axes without a fixed set of values: what each may hold, and what it means."""
+    choices = {"gate_order": "the gates " + ", ".join(f"`{g}`" for g in GATES) + " in some order",
+               "layout": ", ".join(f"`{n}`" for n in LAYOUT_NAMES) + " or none"}
+    return [{"axis": axis, "choices": choices[axis], "meaning": meaning}
+            for axis, meaning in ARRANGEMENT_AXES.items()]
 
 
 def render_conventions(presets: dict[str, Convention] | None = None) -> str:
     """The text of docs/conventions.md."""
     presets = PRESETS if presets is None else presets
-    return render(TEMPLATE, presets=[preset_context(c) for c in presets.values()], axes=axis_choices())
+    return render(TEMPLATE, presets=[preset_context(c) for c in presets.values()], axes=AXES,
+                  arrangement=arrangement_rows())
 
 
 def diff(current: str, fresh: str, path: Path = OUTPUT) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_OUTPUT = "sheet.pdf"
+from grukit.codegen.sheet_options import DEFAULT_DECIMALS, DEFAULT_OUTPUT, ROUNDINGS
 
 
 def cmd_sheet(args) -> int:
@@ -32,7 +32,7 @@ def cmd_sheet(args) -> int:
         require_tex(out)
     problem = load_or_builtin(args.problem)
     sheet = build_sheet(problem, decimals=args.decimals, rounding=args.rounding,
-                        forward_only=args.forward_only, questions_only=args.questions_only)
+                        forward_only=args.forward_only, questions_only=args.questions_only, steps=args.steps)
     sheet.write(out)
     print(f"wrote {out}")
     return 0
@@ -48,9 +48,8 @@ def cmd_problem(args) -> int:
 
 
 def add_commands(sub) -> None:
-    """Register the sheet commands on the CLI's subparsers."""
+    """Register the sheet commands on the CLI's subparsers (light: see :mod:`grukit.codegen.sheet_options`)."""
     from grukit.codegen.instructor import FORMATS as PROBLEM_FORMATS
-    from grukit.codegen.sheet import DEFAULT_DECIMALS, ROUNDINGS
 
     p = sub.add_parser("sheet", help="worked solution sheet of a problem (PDF, LaTeX or Markdown)",
                        description="Write the worked solution sheet of a problem: every stage of every time "
@@ -66,6 +65,8 @@ def add_commands(sub) -> None:
                         "value and reuse it (a hand calculation), marking departures from exact")
     p.add_argument("--forward-only", action="store_true", help="the forward pass and the loss only")
     p.add_argument("--questions-only", action="store_true", help="the question sheet (data, no answers)")
+    p.add_argument("--steps", metavar="SPEC", help="time steps worked in full, e.g. 1-3,last or all (default: "
+                   "all of up to 10 steps, else 1-3,last); the sums and the summary cover every step")
     p.add_argument("--gallery", metavar="DOCS",
                    help="regenerate DOCS/sheets/ and DOCS/gallery.md from DOCS/examples/*.yaml")
     p.set_defaults(func=cmd_sheet)
@@ -73,7 +74,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("problem", help="instructor mode: random problems with question and solution sheets",
                        description="Write K random problems with short decimals, each as problem YAML, a "
                                    "question sheet and a solution sheet. The same settings give the same bytes.")
-    p.add_argument("--convention", required=True, help="a preset name (see `grukit conventions`)")
+    p.add_argument("--convention", required=True,
+                   help="a preset name (see `grukit conventions`) or a convention .yaml file")
     p.add_argument("--dims", default="2x3", help="input and hidden size as DxH (default 2x3)")
     p.add_argument("--steps", type=int, default=2, help="time steps T (default 2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

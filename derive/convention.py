@@ -6,43 +6,69 @@ these fields; nothing else in grukit branches on a convention's name.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 from .errors import GrukitError
 
 GATES = ("z", "r", "h")
 """Internal gate ids: update gate, reset gate, candidate ("h", PyTorch's "n")."""
 
-UPDATE_RULES = {
-    "z_keeps_old": "h_t = z * h_{t-1} + (1 - z) * candidate",
-    "z_admits_new": "h_t = (1 - z) * h_{t-1} + z * candidate",
+AXES: dict[str, dict[str, str]] = {
+    "update_rule": {
+        "z_keeps_old": "h_t = z * h_{t-1} + (1 - z) * candidate",
+        "z_admits_new": "h_t = (1 - z) * h_{t-1} + z * candidate",
+    },
+    "reset": {
+        "before": "candidate = act(W x + U (r * h_{t-1}) + b)",
+        "after": "candidate = act(W x + b_i + r * (U h_{t-1} + b_h))",
+    },
+    "biases": {
+        "none": "no biases",
+        "single": "one bias per gate",
+        "double": "an input and a recurrent bias per gate",
+    },
+    "gate_activation": {
+        "sigmoid": "1 / (1 + exp(-a))",
+        "hard_sigmoid_keras2": "clip(0.2 a + 0.5, 0, 1)",
+        "hard_sigmoid_keras3": "clip(a / 6 + 1/2, 0, 1)",
+    },
+    "candidate_activation": {"tanh": "tanh(a)", "linear": "a"},
+    "orientation": {"column": "W x (W is out x in)", "row": "x W (W is in x out)"},
+    "gate_width": {"vector": "one gate value per hidden unit", "scalar": "z and r are scalars shared by all units"},
+    "input_form": {
+        "separate": "separate input and recurrent weights",
+        "concatenated": "one weight per gate acting on the concatenation [h_{t-1}, x_t]",
+    },
 }
-RESET_PLACEMENTS = {
-    "before": "candidate = act(W x + U (r * h_{t-1}) + b)",
-    "after": "candidate = act(W x + b_i + r * (U h_{t-1} + b_h))",
+"""The axes with a fixed set of values: axis -> {value: what it means}. Validation, the problem-file
+reader and docs/conventions.md all read this one table."""
+
+LAYOUT_NAMES = ("keras", "pytorch", "onnx")
+
+ARRANGEMENT_AXES: dict[str, str] = {
+    "gate_order": "the order of the three gate blocks along the packed axis of the framework arrays",
+    "layout": "the framework whose packed arrays the convention reads natively",
 }
-BIAS_KINDS = {
-    "none": "no biases",
-    "single": "one bias per gate",
-    "double": "an input and a recurrent bias per gate",
-}
-GATE_ACTIVATIONS = {
-    "sigmoid": "1 / (1 + exp(-a))",
-    "hard_sigmoid_keras2": "clip(0.2 a + 0.5, 0, 1)",
-    "hard_sigmoid_keras3": "clip(a / 6 + 1/2, 0, 1)",
-}
-CANDIDATE_ACTIVATIONS = {"tanh": "tanh(a)", "linear": "a"}
-ORIENTATIONS = {"column": "W x (W is out x in)", "row": "x W (W is in x out)"}
-GATE_WIDTHS = {"vector": "one gate value per hidden unit", "scalar": "z and r are scalars shared by all units"}
-INPUT_FORMS = {
-    "separate": "separate input and recurrent weights",
-    "concatenated": "one weight per gate acting on the concatenation [h_{t-1}, x_t]",
-}
-LAYOUTS = ("keras", "pytorch", "onnx")
+"""The axes that say how the weights are stored rather than what the cell computes: axis -> meaning."""
 
 
 class ConventionError(GrukitError):
     """A convention that cannot exist (unknown value, incompatible axes)."""
+
+
+TERM_ORDERS: dict[str, dict[str, str]] = {
+    "update_terms": {
+        "state_first": "the kept state first: (1 - z) h_{t-1} + z h~ or z h_{t-1} + (1 - z) h~",
+        "candidate_first": "the candidate first: (1 - z) n + z h_{t-1} (PyTorch, ONNX)",
+    },
+    "reset_product": {
+        "gate_first": "r * h_{t-1}, r * (U h_{t-1} + b)",
+        "state_first": "h_{t-1} * r",
+    },
+}
+"""The order in which a source writes its terms: notation field -> {value: what it means}. Only
+how the equations are printed depends on it (the sheet shows a source's equations as it wrote them);
+every value and derivative is the same."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,16 @@ class Notation:
     input_tex: str = "x"
     overrides: tuple[tuple[str, str, str, str], ...] = ()
     """(role, gate, key, tex) for names that break the pattern (Cho's unsubscripted W and U)."""
+    update_terms: str = "state_first"
+    """Which term of the state update the source writes first (see :data:`TERM_ORDERS`)."""
+    reset_product: str = "gate_first"
+    """How the source writes the reset product (see :data:`TERM_ORDERS`)."""
+
+    def __post_init__(self):
+        for key, allowed in TERM_ORDERS.items():
+            if getattr(self, key) not in allowed:
+                raise ConventionError(f"notation.{key}: unknown value {getattr(self, key)!r} "
+                                      f"(choose from {', '.join(allowed)})")
 
     def letter(self, gate: str) -> str:
         return dict(self.gate_letters)[gate]
@@ -100,17 +136,7 @@ class Convention:
     notation: Notation = field(default_factory=Notation)
 
     def __post_init__(self):
-        choices = {
-            "update_rule": UPDATE_RULES,
-            "reset": RESET_PLACEMENTS,
-            "biases": BIAS_KINDS,
-            "gate_activation": GATE_ACTIVATIONS,
-            "candidate_activation": CANDIDATE_ACTIVATIONS,
-            "orientation": ORIENTATIONS,
-            "gate_width": GATE_WIDTHS,
-            "input_form": INPUT_FORMS,
-        }
-        for axis, allowed in choices.items():
+        for axis, allowed in AXES.items():
             value = getattr(self, axis)
             if value not in allowed:
                 raise ConventionError(
@@ -118,8 +144,8 @@ class Convention:
                 )
         if sorted(self.gate_order) != sorted(GATES):
             raise ConventionError(f"gate_order: must be a permutation of z, r, h, got {list(self.gate_order)}")
-        if self.layout is not None and self.layout not in LAYOUTS:
-            raise ConventionError(f"layout: unknown value {self.layout!r} (choose from {', '.join(LAYOUTS)})")
+        if self.layout is not None and self.layout not in LAYOUT_NAMES:
+            raise ConventionError(f"layout: unknown value {self.layout!r} (choose from {', '.join(LAYOUT_NAMES)})")
         if self.input_form == "concatenated" and self.reset != "before":
             raise ConventionError("reset: a weight on [h, x] needs the reset before the recurrent product")
         if self.input_form == "concatenated" and self.biases == "double":
@@ -171,13 +197,10 @@ class Convention:
 
     def axes(self) -> dict[str, object]:
         """The convention's axes as a plain dict (for tables, YAML and JSON)."""
-        skip = {"name", "description", "source", "notation"}
         out = {}
-        for f in fields(self):
-            if f.name in skip:
-                continue
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+        for axis in (*AXES, *ARRANGEMENT_AXES):
+            value = getattr(self, axis)
+            out[axis] = list(value) if isinstance(value, tuple) else value
         return out
 
 

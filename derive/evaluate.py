@@ -1,17 +1,19 @@
-"""Numeric evaluation of the stage list: one walker, three number systems.
+"""Numeric evaluation of the stage list: one walker, four number systems (one :class:`Engine` each).
 
-* ``exact``: inputs are exact rationals; every stage is computed in mpmath at 60 significant
-  digits (linear stages of rationals stay exact to far beyond any displayed digit; transcendental
-  values carry >= 50 correct digits).
-* ``numpy``: float64 arrays.
-* ``stepwise``: the exact engine, but each stage's values are rounded to N decimals and reused --
-  what a hand calculation does. The sheet compares it with ``exact``.
+* ``exact`` (:class:`ExactEngine`): inputs are exact rationals; every stage is computed in mpmath at
+  60 significant digits (linear stages of rationals stay exact to far beyond any displayed digit;
+  transcendental values carry >= 50 correct digits).
+* ``numpy`` (:class:`NumpyEngine`): float64 arrays.
+* ``stepwise`` (:class:`StepwiseEngine`): the exact engine, but each stage's values are rounded to N
+  decimals and reused -- what a hand calculation does. The sheet compares it with ``exact``.
+* ``symbolic`` (:class:`SymbolicEngine`): SymPy expressions, for the fully expanded checks.
 
 The pointwise stages are the SymPy expressions of :mod:`grukit.derive.equations`, turned into
 functions by ``sympy.lambdify``; nothing here restates the GRU equations.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -51,64 +53,47 @@ def round_half_up(value, decimals: int) -> Decimal:
     return d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
 
-@dataclass(frozen=True)
 class Engine:
-    """A number system: how to make arrays and apply a pointwise SymPy expression."""
+    """A number system: how to make arrays, apply a pointwise SymPy expression and do the linear
+    algebra of the stages. Subclasses say how; the arithmetic of object arrays is shared."""
 
     name: str
-    decimals: int | None = None  # stepwise rounding, None for none
+    decimals: int | None = None  # the displayed decimals every value is rounded to (stepwise only)
+    accuracy: str = ""
+    """How far its numbers can be trusted, in words (for ``grad --check``)."""
+    tolerance: float | None = None
+    """The largest relative difference from the true value its gradients should show, if any."""
 
-    def array(self, values) -> np.ndarray:
-        if self.name == "numpy":
-            return np.array(values, dtype=float)
-        if self.name == "symbolic":
-            return np.array(values, dtype=object)
-        with mpmath.workdps(DIGITS):
-            return self.settle(np.array(to_mpf(np.array(values, dtype=object)), dtype=object))
+    def precision(self):
+        """The context the arithmetic runs in (mpmath's working precision for the mpmath engines)."""
+        return nullcontext()
 
     def settle(self, values: np.ndarray) -> np.ndarray:
-        """Round to the displayed decimals in stepwise mode; otherwise unchanged."""
-        if self.decimals is None or self.name != "exact":
-            return values
-        return to_mpf(np.vectorize(lambda v: round_half_up(v, self.decimals), otypes=[object])(values))
+        """A freshly computed result as the engine keeps it (rounded in stepwise mode)."""
+        return values
+
+    def array(self, values) -> np.ndarray:
+        raise NotImplementedError
 
     def apply(self, expr: sp.Expr, args: dict[str, np.ndarray]) -> np.ndarray:
         """``expr`` evaluated per unit over the (broadcast) arrays named by its free symbols."""
-        names = tuple(sorted(args))
-        shape = np.broadcast(*args.values()).shape
-        if self.name == "symbolic":
-            syms = [sp.Symbol(n, real=True) for n in names]
-            fn = lambda *vals: expr.xreplace(dict(zip(syms, vals)))  # noqa: E731
-            return np.frompyfunc(fn, len(names), 1)(*(args[n] for n in names)).reshape(shape)
-        fn = _lambdified(expr, names, self.name == "numpy")
-        if self.name == "numpy":
-            return np.asarray(fn(*(args[n] for n in names)), dtype=float) * np.ones(shape)
-        with mpmath.workdps(DIGITS):
-            out = np.frompyfunc(fn, len(names), 1)(*(args[n] for n in names))
-        return self.settle(np.asarray(out, dtype=object).reshape(shape))
+        raise NotImplementedError
 
     def scalar(self, expr: sp.Expr, args: dict[str, object]):
         """``expr`` evaluated once at scalar values (loss terms).
 
         Called directly, not through ``apply``: a loss term has 2 symbols per output, and numpy's
         ufunc machinery (``frompyfunc``, ``broadcast``) takes at most 64 operands (H >= 32 failed)."""
-        names = tuple(sorted(args))
-        if self.name == "symbolic":
-            return expr.xreplace({sp.Symbol(n, real=True): args[n] for n in names})
-        fn = _lambdified(expr, names, self.name == "numpy")
-        if self.name == "numpy":
-            return float(fn(*(float(args[n]) for n in names)))
-        with mpmath.workdps(DIGITS):
-            return self.settle(np.array([fn(*(args[n] for n in names))], dtype=object))[0]
+        raise NotImplementedError
 
     def zeros(self, shape) -> np.ndarray:
         return self.array(np.zeros(shape, dtype=int).tolist())
 
     def array_of(self, values: list) -> np.ndarray:
-        return np.array(values, dtype=float if self.name == "numpy" else object)
+        return np.array(values, dtype=object)
 
     def outer(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        with mpmath.workdps(DIGITS):
+        with self.precision():
             return self.settle(np.multiply.outer(a, b))
 
     def total(self, values: np.ndarray) -> np.ndarray:
@@ -116,17 +101,108 @@ class Engine:
         return self.add(*values[:, None])
 
     def matvec(self, matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        if self.name == "numpy":
-            return matrix @ vector
-        with mpmath.workdps(DIGITS):
+        with self.precision():
             return self.settle(matrix.dot(vector))
 
     def add(self, *vectors: np.ndarray) -> np.ndarray:
-        with mpmath.workdps(DIGITS):
+        with self.precision():
             total = vectors[0]
             for v in vectors[1:]:
                 total = total + v
             return self.settle(total)
+
+    def product_terms(self, matrix: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The terms of ``matrix @ vector``: entry [j, i] is matrix[j, i] * vector[i], at the working
+        precision and never rounded (a sheet shows them summing to the rounded product)."""
+        with self.precision():
+            return np.asarray(matrix) * np.asarray(vector)[None, :]
+
+
+class ExactEngine(Engine):
+    """Exact rationals in, every stage in mpmath at :data:`DIGITS` significant digits."""
+
+    name = "exact"
+    accuracy = f"the working precision ({DIGITS} digits)"
+    tolerance = 10.0 ** -(DIGITS - 10)  # ten digits to spare for long sums and their cancellations
+
+    def precision(self):
+        return mpmath.workdps(DIGITS)
+
+    def array(self, values) -> np.ndarray:
+        with self.precision():
+            return self.settle(np.array(to_mpf(np.array(values, dtype=object)), dtype=object))
+
+    def apply(self, expr: sp.Expr, args: dict[str, np.ndarray]) -> np.ndarray:
+        names = tuple(sorted(args))
+        shape = np.broadcast(*args.values()).shape
+        fn = _lambdified(expr, names, numeric=False)
+        with self.precision():
+            out = np.frompyfunc(fn, len(names), 1)(*(args[n] for n in names))
+        return self.settle(np.asarray(out, dtype=object).reshape(shape))
+
+    def scalar(self, expr: sp.Expr, args: dict[str, object]):
+        names = tuple(sorted(args))
+        fn = _lambdified(expr, names, numeric=False)
+        with self.precision():
+            return self.settle(np.array([fn(*(args[n] for n in names))], dtype=object))[0]
+
+
+class StepwiseEngine(ExactEngine):
+    """The exact engine with every computed value rounded half-up to ``decimals`` and reused, as a
+    hand calculation does; the sheet compares it with ``exact``."""
+
+    name = "stepwise"
+    accuracy = "rounding at every step"
+    tolerance = None  # rounding to the displayed decimals: no claim in significant digits
+
+    def __init__(self, decimals: int = 4):
+        self.decimals = decimals
+
+    def settle(self, values: np.ndarray) -> np.ndarray:
+        return to_mpf(np.vectorize(lambda v: round_half_up(v, self.decimals), otypes=[object])(values))
+
+
+class NumpyEngine(Engine):
+    """float64 arrays."""
+
+    name = "numpy"
+    accuracy = "float64 rounding"
+    tolerance = 1e-12  # about 16 digits carried; a few lost in the sums of a long BPTT
+
+    def array(self, values) -> np.ndarray:
+        return np.array(values, dtype=float)
+
+    def array_of(self, values: list) -> np.ndarray:
+        return np.array(values, dtype=float)
+
+    def apply(self, expr: sp.Expr, args: dict[str, np.ndarray]) -> np.ndarray:
+        names = tuple(sorted(args))
+        shape = np.broadcast(*args.values()).shape
+        fn = _lambdified(expr, names, numeric=True)
+        return np.asarray(fn(*(args[n] for n in names)), dtype=float) * np.ones(shape)
+
+    def scalar(self, expr: sp.Expr, args: dict[str, object]):
+        names = tuple(sorted(args))
+        return float(_lambdified(expr, names, numeric=True)(*(float(args[n]) for n in names)))
+
+
+class SymbolicEngine(Engine):
+    """SymPy expressions: the stages walked over symbols give the fully expanded form."""
+
+    name = "symbolic"
+
+    def array(self, values) -> np.ndarray:
+        return np.array(values, dtype=object)
+
+    def apply(self, expr: sp.Expr, args: dict[str, np.ndarray]) -> np.ndarray:
+        names = tuple(sorted(args))
+        shape = np.broadcast(*args.values()).shape
+        syms = [sp.Symbol(n, real=True) for n in names]
+        fn = lambda *vals: expr.xreplace(dict(zip(syms, vals)))  # noqa: E731
+        return np.frompyfunc(fn, len(names), 1)(*(args[n] for n in names)).reshape(shape)
+
+    def scalar(self, expr: sp.Expr, args: dict[str, object]):
+        return expr.xreplace({sp.Symbol(n, real=True): v for n, v in args.items()})
 
 
 def to_mpf(values) -> np.ndarray:
@@ -152,12 +228,16 @@ def _lambdified(expr: sp.Expr, names: tuple[str, ...], numeric: bool):
     return sp.lambdify(symbols, expr, modules=[{"sigmoid": _mp_sigmoid}, "mpmath"])
 
 
+_ENGINE_CLASSES = {cls.name: cls for cls in (ExactEngine, NumpyEngine, SymbolicEngine)}
+
+
 def engine(name: str, decimals: int | None = None) -> Engine:
-    if name not in ENGINES and name not in ("stepwise", "symbolic"):
-        raise ValueError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
+    """The engine called ``name``; ``decimals`` is the stepwise engine's rounding (default 4)."""
     if name == "stepwise":
-        return Engine("exact", decimals=4 if decimals is None else decimals)
-    return Engine(name)
+        return StepwiseEngine(4 if decimals is None else decimals)
+    if name not in _ENGINE_CLASSES:
+        raise ValueError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
+    return _ENGINE_CLASSES[name]()
 
 
 # --- walking the stages ---------------------------------------------------------------------

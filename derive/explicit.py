@@ -22,7 +22,8 @@ Two ways to differentiate the expanded loss ``L``:
   distinct sub-expression visited once. The local derivative of each node (the elementwise
   functions, ``exp``, ``log``, powers) comes from ``sympy.diff`` of the node's head on dummy arguments;
   numbers are mpmath at ``digits + 10`` digits; one reverse sweep gives every partial derivative.
-  Its cost grows linearly with the size of the problem (:func:`graph_cost`).
+  Its cost grows linearly with the size of the problem (:func:`graph_cost`); the sweep itself is
+  :mod:`grukit.derive.expression_graph`.
 
 Both refuse, with a :class:`~grukit.derive.errors.GrukitError`, problems too large for explicit
 symbolic work instead of running for hours; the per-unit derivation (``grukit grad``) has no
@@ -39,15 +40,13 @@ import numpy as np
 import sympy as sp
 
 from .convention import Convention, Param
-from .equations import CellEquations, Pointwise, cell_equations, param_matrix
+from .equations import CellEquations, Pointwise, cell_equations
 from .errors import GrukitError
-from .evaluate import Engine, forward
+from .evaluate import SymbolicEngine, forward
+from .expression_graph import BOUND_VARIABLE, DIGITS, ELEMENTWISE, elementwise_head, evaluate, graph_gradient
 from .functions import sigmoid
-from .layouts import LAYOUTS
+from .layouts import named_arrays
 from .losses import LossHead, loss_term
-
-DIGITS = 50
-"""Digits of the explicit derivative's value (the graph method works with ten more)."""
 
 MAX_GRAPH_COST = 50_000
 """Largest :func:`graph_cost` the graph method accepts. Measured (one core): D=H=3, T=4 (360) takes
@@ -89,59 +88,19 @@ def check_size(inputs: int, hidden: int, steps: int, method: str = "graph") -> N
 
 # --- the expanded loss --------------------------------------------------------------------------
 
-class Elementwise(sp.Function):
-    """An elementwise function kept as one opaque node of the expanded loss.
-
-    Its value is its ``definition`` (a SymPy ``Lambda``); its derivative is another such node whose
-    definition is ``sympy.diff`` of this one (for a hard sigmoid's ``Piecewise``: 0 at the kinks,
-    which belong to the outer constant pieces). Written out instead, ``1/(1 + exp(-a))`` and
-    ``Piecewise`` make SymPy inspect (and, for ``Piecewise``, fold) their whole argument at every
-    step: building the loss at D=H=3, T=4 took 10-40 s that way, 0.03 s with opaque nodes.
-    """
-
-    nargs = 1
-    definition: sp.Lambda
-
-    def fdiff(self, argindex=1):
-        return _derivative_head(type(self))(self.args[0])
-
-    def _eval_evalf(self, prec):  # prec in bits, as SymPy passes it
-        dps = mpmath.libmp.prec_to_dps(prec)
-        arg = self.args[0].evalf(dps)
-        if arg.is_Number:
-            return self.definition(arg).evalf(dps)
-        return None
-
-
-_ELEMENTWISE: dict[sp.Lambda, type] = {}
-_U = sp.Dummy("u", real=True)  # the one bound variable of every definition, so equal ones are one head
-
-
-def _elementwise_head(definition: sp.Lambda, name: str | None = None) -> type:
-    if definition not in _ELEMENTWISE:
-        name = name or f"f{len(_ELEMENTWISE)}"
-        _ELEMENTWISE[definition] = type(name, (Elementwise,), {"definition": definition})
-    return _ELEMENTWISE[definition]
-
-
-def _derivative_head(head: type) -> type:
-    u = head.definition.variables[0]
-    return _elementwise_head(sp.Lambda(u, sp.diff(head.definition.expr, u)), head.__name__ + "_prime")
-
-
 @lru_cache(maxsize=None)
 def _expanded_form(convention: Convention) -> CellEquations:
     """The stage list as the explicit form writes it: each nonlinearity an :class:`Elementwise`
     node -- grukit's ``sigmoid`` defined as ``1/(1 + exp(-u))`` (so its derivative is SymPy's, not
     grukit's), ``tanh`` as SymPy's ``tanh``, each hard sigmoid as its ``Piecewise``."""
     eqs = cell_equations(convention)
-    u = _U
-    logistic = _elementwise_head(sp.Lambda(u, 1 / (1 + sp.exp(-u))), "logistic")
-    tanh = _elementwise_head(sp.Lambda(u, sp.tanh(u)), "tanh")
+    u = BOUND_VARIABLE
+    logistic = elementwise_head(sp.Lambda(u, 1 / (1 + sp.exp(-u))), "logistic")
+    tanh = elementwise_head(sp.Lambda(u, sp.tanh(u)), "tanh")
 
     def piecewise(pw):
         (arg,) = pw.free_symbols
-        return _elementwise_head(sp.Lambda(u, pw.xreplace({arg: u})), f"clip{len(_ELEMENTWISE)}")(arg)
+        return elementwise_head(sp.Lambda(u, pw.xreplace({arg: u})), f"clip{len(ELEMENTWISE)}")(arg)
 
     def rewrite(expr):
         expr = expr.replace(sigmoid, logistic).replace(sp.tanh, tanh)
@@ -158,7 +117,8 @@ def _rational(v) -> sp.Rational:
     return sp.Rational(v.numerator, v.denominator)
 
 
-def _symbols(name: str, shape: tuple[int, ...]) -> np.ndarray:
+def symbol_array(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """An array of fresh real symbols named ``name[i]`` / ``name[i,j]`` after their index."""
     out = np.empty(shape, dtype=object)
     for idx in np.ndindex(*shape):
         out[idx] = sp.Symbol(f"{name}[{','.join(map(str, idx))}]", real=True)
@@ -219,19 +179,16 @@ def explicit_loss(convention: Convention, inputs, h0, params: dict[Param, object
             values[s] = _rational(v)
         return symbols
 
-    P = {}
-    for p in c.parameters():
-        shape = c.param_shape(p, D, H)
-        P[p] = bind(np.array(param_matrix(c, p, D, H).tolist(), dtype=object).reshape(shape), params[p])
-    X = bind(_symbols("x", (T, D)), inputs)
-    S0 = bind(_symbols("h0", (H,)), h0)
+    P = {p: bind(symbol_array(c.key(p), c.param_shape(p, D, H)), params[p]) for p in c.parameters()}
+    X = bind(symbol_array("x", (T, D)), inputs)
+    S0 = bind(symbol_array("h0", (H,)), h0)
     output: dict[str, np.ndarray] = {}
     if head.W_o is not None:
-        output["W_o"] = bind(_symbols("W_o", np.asarray(head.W_o).shape), head.W_o)
+        output["W_o"] = bind(symbol_array("W_o", np.asarray(head.W_o).shape), head.W_o)
     if head.b_o is not None:
-        output["b_o"] = bind(_symbols("b_o", np.asarray(head.b_o).shape), head.b_o)
+        output["b_o"] = bind(symbol_array("b_o", np.asarray(head.b_o).shape), head.b_o)
 
-    traces = forward(eqs, P, X, S0, Engine("symbolic"))
+    traces = forward(eqs, P, X, S0, SymbolicEngine())
     term, o_syms, y_syms = loss_term(head.kind, head.outputs)
     terms = []
     for t, target in zip(head.steps, head.targets):
@@ -272,14 +229,8 @@ class ExplicitGradient:
 
     def named(self, explicit: ExplicitLoss) -> dict[str, np.ndarray]:
         """Parameter gradients under the problem's own names (framework arrays for layout files)."""
-        conv = explicit.convention
         D, H, _ = explicit.sizes
-        if explicit.layout is not None:
-            out = LAYOUTS[explicit.layout].pack(conv, self.params, D, H)
-        else:
-            out = {conv.key(p): v for p, v in self.params.items()}
-        out.update(self.output)
-        return out
+        return named_arrays(explicit.convention, self.params, explicit.layout, D, H) | self.output
 
 
 def gradient(explicit: ExplicitLoss, method: str = "graph", digits: int = DIGITS,
@@ -321,151 +272,6 @@ def diff_gradient(expr: sp.Expr, values: dict, symbols: list[sp.Symbol], digits:
     return evaluate(expr, values, dps), {s: evaluate(sp.diff(expr, s), values, dps) for s in symbols}
 
 
-_HEADS: dict = {}
-
-
-def _head(func, nargs: int):
-    """Value and local derivatives (by sympy.diff) of a function head, as mpmath callables."""
-    key = (func, nargs)
-    if key not in _HEADS:
-        u = sp.symbols(f"u0:{nargs}", real=True)
-        f = func.definition(*u) if isinstance(func, type) and issubclass(func, Elementwise) else func(*u)
-        mods = [{"sigmoid": lambda a: 1 / (1 + mpmath.exp(-a))}, "mpmath"]
-        _HEADS[key] = (sp.lambdify(u, f, mods), [sp.lambdify(u, sp.diff(f, ui), mods) for ui in u])
-    return _HEADS[key]
-
-
-def _condition_exprs(cond) -> list[sp.Expr]:
-    if isinstance(cond, sp.logic.boolalg.BooleanAtom):
-        return []
-    if isinstance(cond, sp.core.relational.Relational):
-        return [cond.lhs, cond.rhs]
-    if isinstance(cond, (sp.And, sp.Or, sp.Not)):
-        return [e for a in cond.args for e in _condition_exprs(a)]
-    raise GrukitError(f"explicit: unsupported condition {cond}")
-
-
-_RELATIONS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b,
-              ">": lambda a, b: a > b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
-
-
-def _truth(cond, value) -> bool:
-    if cond is sp.true:
-        return True
-    if cond is sp.false:
-        return False
-    if isinstance(cond, sp.core.relational.Relational):
-        return _RELATIONS[cond.rel_op](value[cond.lhs], value[cond.rhs])
-    if isinstance(cond, sp.And):
-        return all(_truth(a, value) for a in cond.args)
-    if isinstance(cond, sp.Or):
-        return any(_truth(a, value) for a in cond.args)
-    return not _truth(cond.args[0], value)
-
-
-def _children(node) -> list[sp.Expr]:
-    if isinstance(node, sp.Piecewise):
-        out = []
-        for e, c in node.args:
-            out.append(e)
-            out.extend(_condition_exprs(c))
-        return out
-    return list(node.args)
-
-
-def _forward(expr: sp.Expr, values: dict, dps: int):
-    """Topological order (children first) of ``expr``'s distinct sub-expressions, and their values."""
-    order: list[sp.Expr] = []
-    seen: set = set()
-    stack = [(expr, False)]
-    while stack:  # iterative post-order: children before parents
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        for child in _children(node):
-            if child not in seen:
-                stack.append((child, False))
-
-    value: dict = {}
-    choice: dict = {}
-    with mpmath.workdps(dps):
-        for node in order:
-            if node.is_Symbol:
-                if node not in values:
-                    raise GrukitError(f"explicit: no number for symbol {node}")
-                value[node] = mpmath.mpf(sp.Float(values[node], dps)._mpf_)
-            elif node.is_Number or node.is_NumberSymbol:
-                value[node] = mpmath.mpf(sp.Float(node, dps)._mpf_)
-            elif node.is_Add:
-                value[node] = mpmath.fsum(value[a] for a in node.args)
-            elif node.is_Mul:
-                value[node] = mpmath.fprod(value[a] for a in node.args)
-            elif node.is_Pow:
-                b, e = node.args
-                value[node] = value[b] ** (int(e) if e.is_Integer else value[e])
-            elif isinstance(node, sp.Piecewise):
-                k = next((i for i, (_, c) in enumerate(node.args) if _truth(c, value)), None)
-                if k is None:
-                    raise GrukitError(f"explicit: no branch of {node} holds")
-                choice[node] = k
-                value[node] = value[node.args[k].expr]
-            elif isinstance(node, sp.Function):
-                f, _ = _head(node.func, len(node.args))
-                value[node] = mpmath.mpf(f(*(value[a] for a in node.args)))
-            else:
-                raise GrukitError(f"explicit: unsupported expression node {type(node).__name__}: {node}")
-    return order, value, choice
-
-
-def evaluate(expr: sp.Expr, values: dict, dps: int = DIGITS + 10):
-    """``expr`` at the numbers ``values`` (symbol -> exact number), in mpmath at ``dps`` digits."""
-    with mpmath.workdps(dps):
-        return +_forward(expr, values, dps)[1][expr]
-
-
-def graph_gradient(expr: sp.Expr, values: dict, symbols: list[sp.Symbol], dps: int = DIGITS + 10):
-    """The value of ``expr`` and its partial derivative by each symbol, by the chain rule on its
-    expression graph (each distinct sub-expression once), in mpmath at ``dps`` digits.
-
-    A ``Piecewise`` passes the derivative of the branch its conditions select (at a kink of the
-    hard sigmoid, the outer constant piece: derivative 0, as ``sympy.diff`` of the Piecewise gives).
-    """
-    order, value, choice = _forward(expr, values, dps)
-    with mpmath.workdps(dps):
-        adj: dict = {expr: mpmath.mpf(1)}
-        for node in reversed(order):
-            a = adj.get(node)
-            if a is None or a == 0 or node.is_Atom:
-                continue
-            args = node.args
-            if node.is_Add:
-                local = [mpmath.mpf(1)] * len(args)
-            elif node.is_Mul:
-                vals = [value[x] for x in args]
-                local = [mpmath.fprod(vals[:i] + vals[i + 1:]) for i in range(len(args))]
-            elif node.is_Pow:
-                b, e = args
-                vb, ve = value[b], value[e]
-                local = [ve * vb ** (int(e) - 1 if e.is_Integer else ve - 1),
-                         value[node] * mpmath.log(vb) if e.free_symbols else 0]
-            elif isinstance(node, sp.Piecewise):
-                branch = node.args[choice[node]].expr
-                adj[branch] = adj.get(branch, 0) + a
-                continue
-            else:
-                _, derivs = _head(node.func, len(args))
-                local = [mpmath.mpf(d(*(value[x] for x in args))) for d in derivs]
-            for x, lx in zip(args, local):
-                if lx != 0:
-                    adj[x] = adj.get(x, 0) + a * lx
-        return value[expr], {s: +mpmath.mpf(adj.get(s, 0)) for s in symbols}
-
-
 # --- comparing with grukit's derivation ---------------------------------------------------------
 
 def problem_gradient(problem, method: str = "graph", digits: int = DIGITS) -> tuple[ExplicitLoss, ExplicitGradient]:
@@ -489,3 +295,37 @@ def differences(solution, explicit: ExplicitLoss, grad: ExplicitGradient) -> dic
                 raise GrukitError(f"explicit: {name}: shapes differ ({a.shape} vs {b.shape})")
             out[name] = float(max((abs(mpmath.mpf(x) - mpmath.mpf(y)) for x, y in zip(a, b)), default=0))
     return out
+
+
+@dataclass
+class Agreement:
+    """grukit's gradients against the derivative of the fully expanded loss, judged by the
+    tolerance of the engine that computed them (``grad --check``)."""
+
+    by_name: dict[str, float]  # max |grukit - explicit| per gradient name
+    scale: float  # the largest |entry| of the explicit gradients: the relative difference divides by it
+    tolerance: float | None  # the engine's; None where it makes no claim in significant digits
+
+    @property
+    def max_difference(self) -> float:
+        return max(self.by_name.values(), default=0.0)
+
+    @property
+    def worst(self) -> str:
+        """The gradient name with the largest difference."""
+        return max(self.by_name, key=self.by_name.get)
+
+    @property
+    def relative(self) -> float:
+        return self.max_difference / self.scale if self.scale else self.max_difference
+
+    @property
+    def agrees(self) -> bool:
+        return self.tolerance is not None and self.relative <= self.tolerance
+
+
+def agreement(solution, explicit: ExplicitLoss, grad: ExplicitGradient) -> Agreement:
+    """:func:`differences`, with the scale they are relative to and the solving engine's tolerance."""
+    arrays = list(grad.named(explicit).values()) + [grad.inputs, grad.h0]
+    scale = float(max((abs(v) for a in arrays for v in np.ravel(a)), default=0))
+    return Agreement(differences(solution, explicit, grad), scale, solution.engine.tolerance)

@@ -2,13 +2,16 @@
 
 A problem names a convention, gives the inputs (T x D), the initial state (default zeros) and the
 weights -- either under the convention's own symbols or as ``{layout: keras|pytorch|onnx, file:
-weights.npz}`` with the framework's own array names -- and optionally a loss head.
+weights.npz}`` with the framework's own array names -- and optionally a loss head. All reading and
+checking of files happens here; :mod:`grukit.derive.losses` and :mod:`grukit.derive.layouts` only
+compute.
 """
 from __future__ import annotations
 
 import math
+import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
@@ -16,19 +19,26 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .convention import GATES, Convention, ConventionError, Notation, Param
+from .convention import ARRANGEMENT_AXES, AXES, GATES, Convention, ConventionError, Notation, Param
 from .errors import GrukitError
-from .layouts import LAYOUTS
+from .layouts import LAYOUTS, Layout
+from .losses import LOSS_TYPES, LossHead
 from .presets import PRESETS
 
 PROBLEM_KEYS = ("title", "description", "convention", "inputs", "h0", "weights", "loss", "learning_rate")
-CONVENTION_AXES = ("update_rule", "reset", "biases", "gate_activation", "candidate_activation",
-                   "orientation", "gate_width", "input_form", "gate_order", "layout")
-CONVENTION_KEYS = ("name", "description", "source", "preset", "notation") + CONVENTION_AXES
+CONVENTION_KEYS = ("name", "description", "source", "preset", "notation", *AXES, *ARRANGEMENT_AXES)
+CONVENTION_SUFFIXES = (".yaml", ".yml")
+LOSS_KEYS = {
+    "softmax_cross_entropy": {"type", "W_o", "b_o", "target"},
+    "squared_error": {"type", "W_o", "b_o", "targets"},
+    "weighted_sum": {"type", "G"},
+    "final_mse": {"type", "target"},
+}
 
 
 class ExactLoader(yaml.SafeLoader):
-    """SafeLoader that reads decimal numbers as exact fractions (0.1 is 1/10)."""
+    """SafeLoader that reads decimal numbers, exponent forms included, as exact fractions (0.1 is
+    1/10, 1.5e-3 is 3/2000). The resolver below is added to this class only, not to PyYAML's own."""
 
 
 def _exact_float(loader, node):
@@ -43,6 +53,12 @@ def _exact_float(loader, node):
 
 
 ExactLoader.add_constructor("tag:yaml.org,2002:float", _exact_float)
+# YAML 1.1 (PyYAML) reads a number in exponent form as a float only with a dot and a signed
+# exponent (1.0e+6); 1e6, 1.5e3 and -2E+2 would be strings. This loader reads them all as numbers.
+ExactLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 
 
 def load_yaml(path: Path) -> object:
@@ -70,7 +86,7 @@ class Problem:
     title: str = ""
     description: str = ""
     layout: str | None = None  # the framework layout the weights came in, if any
-    loss: object = None  # a parsed loss head (grukit.derive.losses), or None
+    loss: LossHead | None = None
     learning_rate: Fraction | None = None
 
     @property
@@ -126,18 +142,31 @@ def matrix_rows(value, where: str) -> np.ndarray:
 # --- conventions ------------------------------------------------------------------------------
 
 def resolve_convention(spec, where: str, base_dir: Path) -> Convention:
-    """A preset name, an inline mapping, or ``{file: conv.yaml}``."""
+    """A problem file's ``convention``: a preset name or a file name, an inline mapping, or ``{file: conv.yaml}``."""
     if isinstance(spec, str):
-        if spec in PRESETS:
-            return PRESETS[spec]
-        raise GrukitError(f"{where}: unknown convention {spec!r} (presets: {', '.join(PRESETS)})")
+        return named_convention(spec, where, base_dir)
     if not isinstance(spec, dict):
         raise GrukitError(f"{where}: expected a preset name or a mapping")
     if set(spec) == {"file"}:
-        path = base_dir / str(spec["file"])
-        return convention_from_mapping(load_yaml(path), str(path), "", path.stem)
+        return convention_file(base_dir / str(spec["file"]))
     file, _, field = where.partition(": ")
     return convention_from_mapping(spec, file, field + ".", "custom")
+
+
+def named_convention(text: str, where: str, base_dir: Path = Path(".")) -> Convention:
+    """A preset name, or a convention file (``.yaml``/``.yml``, relative to ``base_dir``): what the
+    command line and problem files accept wherever they take a convention."""
+    if text in PRESETS:
+        return PRESETS[text]
+    if Path(text).suffix.lower() in CONVENTION_SUFFIXES:
+        return convention_file(base_dir / text)
+    raise GrukitError(f"{where}: unknown convention {text!r} (presets: {', '.join(PRESETS)}; "
+                      f"or a convention file ending in {' or '.join(CONVENTION_SUFFIXES)})")
+
+
+def convention_file(path: Path) -> Convention:
+    """A convention YAML file (a mapping of axes, optionally from a preset); its name defaults to the stem."""
+    return convention_from_mapping(load_yaml(path), str(path), "", path.stem)
 
 
 def convention_from_mapping(data, file: str, field: str, default_name: str) -> Convention:
@@ -156,7 +185,7 @@ def convention_from_mapping(data, file: str, field: str, default_name: str) -> C
         if data["preset"] not in PRESETS:
             raise GrukitError(f"{at('preset')}: unknown convention {data['preset']!r}")
         base = PRESETS[data["preset"]]
-    changes = {k: data[k] for k in CONVENTION_AXES if k in data}
+    changes = {k: data[k] for k in (*AXES, *ARRANGEMENT_AXES) if k in data}
     if "gate_order" in changes:
         if not isinstance(changes["gate_order"], list):
             raise GrukitError(f"{at('gate_order')}: expected a list such as [z, r, h]")
@@ -167,15 +196,34 @@ def convention_from_mapping(data, file: str, field: str, default_name: str) -> C
     changes.setdefault("name", default_name if "preset" not in data else f"{data['preset']}-custom")
     if "notation" in data:
         changes["notation"] = notation_from_mapping(data["notation"], at("notation"), base.notation)
+    if "preset" in data and "description" not in data:
+        changes["description"] = derived_description(data["preset"], base, changes)
     try:
         return base.with_changes(**changes)
     except ConventionError as exc:
         raise GrukitError(f"{at(str(exc))}") from None
 
 
-def notation_from_mapping(data, where: str, base: Notation) -> Notation:
-    from dataclasses import fields, replace
+def derived_description(preset: str, base: Convention, changes: dict) -> str:
+    """What a convention built on a preset changed, e.g. ``The keras preset with update_rule =
+    z_admits_new (h_t = (1 - z) * h_{t-1} + z * candidate)``; the preset's own description when
+    it changed nothing."""
+    parts = []
+    for axis in (*AXES, *ARRANGEMENT_AXES):
+        if axis in changes and changes[axis] != getattr(base, axis):
+            value = changes[axis]
+            shown = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            meaning = AXES.get(axis, {}).get(value)
+            parts.append(f"{axis} = {shown}" + (f" ({meaning})" if meaning else ""))
+    if "notation" in changes and changes["notation"] != base.notation:
+        parts.append("its own notation")
+    if not parts:
+        return base.description
+    return f"The {preset} preset with " + ("; ".join(parts[:-1]) + " and " if len(parts) > 1 else "") + parts[-1]
 
+
+def notation_from_mapping(data, where: str, base: Notation) -> Notation:
+    """A notation from a mapping of its fields, starting from ``base`` (``where`` names the mapping)."""
     if not isinstance(data, dict):
         raise GrukitError(f"{where}: expected a mapping")
     allowed = [f.name for f in fields(Notation) if f.name != "overrides"]
@@ -190,19 +238,31 @@ def notation_from_mapping(data, where: str, base: Notation) -> Notation:
         elif not isinstance(value, str):
             raise GrukitError(f"{where}.{key}: expected text")
         changes[key] = value
-    return replace(base, **changes)
+    try:
+        return replace(base, **changes)
+    except ConventionError as exc:  # "notation.update_terms: ...": the field, under this file's prefix
+        raise GrukitError(f"{where}{str(exc).removeprefix('notation')}") from None
 
 
 # --- weights ------------------------------------------------------------------------------------
 
-def read_weights(spec, conv: Convention, inputs: int, hidden: int, path: Path
-                 ) -> tuple[dict[Param, np.ndarray], str | None]:
+@dataclass
+class WeightSource:
+    """The weights as a problem gives them, every name checked, not yet their shapes: the values by
+    name, the prefix of an error about one of them, and the framework layout if they came in one."""
+
+    arrays: dict[str, object]
+    where: str  # "p.yaml: weights." (the problem's own names) or "w.npz: " (a layout file)
+    layout: Layout | None = None
+
+
+def weight_source(spec, conv: Convention, path: Path) -> WeightSource:
     where = f"{path}: weights"
     if not isinstance(spec, dict):
         raise GrukitError(f"{where}: expected a mapping")
     if "layout" in spec:
-        return read_layout_weights(spec, conv, inputs, hidden, path), str(spec["layout"])
-    keys = {conv.key(p): p for p in conv.parameters()}
+        return layout_source(spec, conv, path)
+    keys = [conv.key(p) for p in conv.parameters()]
     unknown = [k for k in spec if k not in keys]
     if unknown:
         raise GrukitError(f"{where}.{unknown[0]}: unknown weight for convention {conv.name!r} "
@@ -210,7 +270,38 @@ def read_weights(spec, conv: Convention, inputs: int, hidden: int, path: Path
     missing = [k for k in keys if k not in spec]
     if missing:
         raise GrukitError(f"{where}.{missing[0]}: missing (convention {conv.name!r} needs {', '.join(keys)})")
-    return {p: to_array(spec[k], conv.param_shape(p, inputs, hidden), f"{where}.{k}") for k, p in keys.items()}, None
+    return WeightSource(spec, f"{where}.")
+
+
+def layout_source(spec: dict, conv: Convention, path: Path) -> WeightSource:
+    """``{layout: NAME, file: weights.npz}``: the archive's arrays, their names checked all at once."""
+    where = f"{path}: weights"
+    unknown = sorted(set(spec) - {"layout", "file"})
+    if unknown:
+        raise GrukitError(f"{where}.{unknown[0]}: unknown key (allowed: layout, file)")
+    name = spec["layout"]
+    if name not in LAYOUTS:
+        raise GrukitError(f"{where}.layout: unknown layout {name!r} (choose from {', '.join(LAYOUTS)})")
+    layout = LAYOUTS[name]
+    layout.check(conv, f"{where}.layout")
+    if "file" not in spec:
+        raise GrukitError(f"{where}.file: missing (an .npz file with the {name} arrays)")
+    file = path.parent / str(spec["file"])
+    arrays = read_npz(file, f"{where}.file")
+    expected = layout.array_names(conv)
+    problems = [_listed("missing", [n for n in expected if n not in arrays]),
+                _listed("unknown", sorted(set(arrays) - set(expected)))]
+    if any(problems):
+        raise GrukitError(f"{where}.file: {file}: {'; '.join(filter(None, problems))} "
+                          f"(layout {name} holds {', '.join(expected)})")
+    return WeightSource(arrays, f"{file}: ", layout)
+
+
+def _listed(what: str, names: list[str]) -> str:
+    """``missing arrays 'a', 'b'`` (empty for no names)."""
+    if not names:
+        return ""
+    return f"{what} array{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}"
 
 
 def read_npz(file: Path, where: str) -> dict[str, np.ndarray]:
@@ -233,33 +324,105 @@ def read_npz(file: Path, where: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def read_layout_weights(spec: dict, conv: Convention, inputs: int, hidden: int, path: Path
-                        ) -> dict[Param, np.ndarray]:
-    where = f"{path}: weights"
-    unknown = sorted(set(spec) - {"layout", "file"})
-    if unknown:
-        raise GrukitError(f"{where}.{unknown[0]}: unknown key (allowed: layout, file)")
-    name = spec["layout"]
-    if name not in LAYOUTS:
-        raise GrukitError(f"{where}.layout: unknown layout {name!r} (choose from {', '.join(LAYOUTS)})")
-    layout = LAYOUTS[name]
-    layout.check(conv, f"{where}.layout")
-    if "file" not in spec:
-        raise GrukitError(f"{where}.file: missing (an .npz file with the {name} arrays)")
-    file = path.parent / str(spec["file"])
-    arrays = read_npz(file, f"{where}.file")
-    shapes = layout.array_shapes(conv, inputs, hidden)
-    extra = sorted(set(arrays) - set(shapes))
-    if extra:
-        raise GrukitError(f"{file}: unknown array {extra[0]!r} for layout {name} (expected: {', '.join(shapes)})")
+def weight_sizes(source: WeightSource, conv: Convention) -> tuple[int, int]:
+    """(D, H) from the weights alone, so that inputs and h0 of the wrong size are blamed on themselves."""
+    if source.layout is not None:
+        return _layout_sizes(source)
+    key = conv.key(Param("input_weight", "h"))
+    w = np.array(source.arrays[key], dtype=object)
+    if w.ndim != 2:
+        raise GrukitError(f"{source.where}{key}: expected a matrix")
+    hidden, cols = w.shape if conv.orientation == "column" else w.shape[::-1]
+    if conv.input_form == "separate":
+        return cols, hidden
+    if cols <= hidden:
+        side = "columns" if conv.orientation == "column" else "rows"
+        raise GrukitError(f"{source.where}{key}: acts on [h, x], so needs more than H = {hidden} {side}, got {cols}")
+    return cols - hidden, hidden
+
+
+def _layout_sizes(source: WeightSource) -> tuple[int, int]:
+    layout = source.layout
+    for name in (layout.input_weight, layout.recurrent_weight):
+        shape = np.shape(source.arrays[name])
+        if len(shape) != 2 + layout.lead:
+            raise GrukitError(f"{source.where}{name}: expected {2 + layout.lead} axes, got shape "
+                              f"{'x'.join(map(str, shape)) or 'a scalar'}")
+    return layout.sizes(source.arrays)
+
+
+def exact_params(source: WeightSource, conv: Convention, inputs: int, hidden: int) -> dict[Param, np.ndarray]:
+    """Every parameter, shape-checked, as exact numbers (unpacked from the layout's arrays if need be)."""
+    if source.layout is None:
+        return {p: to_array(source.arrays[conv.key(p)], conv.param_shape(p, inputs, hidden),
+                            f"{source.where}{conv.key(p)}") for p in conv.parameters()}
     exact = {}
-    for array_name, shape in shapes.items():
-        if array_name not in arrays:
-            raise GrukitError(f"{file}: missing array {array_name!r} for layout {name}")
-        if not np.issubdtype(arrays[array_name].dtype, np.number):
-            raise GrukitError(f"{file}: {array_name}: not a numeric array")
-        exact[array_name] = to_array(arrays[array_name], shape, f"{file}: {array_name}")
-    return layout.unpack(conv, exact)
+    for name, shape in source.layout.array_shapes(conv, inputs, hidden).items():
+        if not np.issubdtype(source.arrays[name].dtype, np.number):
+            raise GrukitError(f"{source.where}{name}: not a numeric array")
+        exact[name] = to_array(source.arrays[name], shape, f"{source.where}{name}")
+    return source.layout.unpack(conv, exact)
+
+
+# --- the loss head -------------------------------------------------------------------------------
+
+def parse_loss(spec, problem: Problem, where: str) -> LossHead:
+    """A problem's ``loss`` mapping, checked against its sizes (T, H and the output layer's O)."""
+    if not isinstance(spec, dict) or "type" not in spec:
+        raise GrukitError(f"{where}: expected a mapping with a 'type' ({', '.join(LOSS_TYPES)})")
+    kind = spec["type"]
+    if kind not in LOSS_TYPES:
+        raise GrukitError(f"{where}.type: unknown loss {kind!r} (choose from {', '.join(LOSS_TYPES)})")
+    extra = sorted(set(spec) - LOSS_KEYS[kind])
+    if extra:
+        raise GrukitError(f"{where}.{extra[0]}: unknown key for {kind} (allowed: {', '.join(sorted(LOSS_KEYS[kind]))})")
+    T, H = problem.steps, problem.hidden_size
+    W_o, b_o = _output_layer(spec, problem, where)
+    O = (W_o.shape[0] if problem.convention.orientation == "column" else W_o.shape[1]) if W_o is not None else H
+    if kind == "softmax_cross_entropy":
+        if W_o is None:
+            raise GrukitError(f"{where}.W_o: missing (softmax_cross_entropy needs an output layer)")
+        return LossHead(kind, (T - 1,), (_class_target(spec.get("target"), O, f"{where}.target"),), W_o, b_o)
+    if kind == "squared_error":
+        if "targets" not in spec:
+            raise GrukitError(f"{where}.targets: missing ({T}x{O})")
+        targets = to_array(spec["targets"], (T, O), f"{where}.targets")
+        return LossHead(kind, tuple(range(T)), tuple(targets), W_o, b_o)
+    if kind == "weighted_sum":
+        if "G" not in spec:
+            raise GrukitError(f"{where}.G: missing ({T}x{H})")
+        G = to_array(spec["G"], (T, H), f"{where}.G")
+        return LossHead(kind, tuple(range(T)), tuple(G))
+    if "target" not in spec:
+        raise GrukitError(f"{where}.target: missing ({H} numbers)")
+    return LossHead(kind, (T - 1,), (to_array(spec["target"], (H,), f"{where}.target"),))
+
+
+def _output_layer(spec: dict, problem: Problem, where: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """W_o (O x H, or H x O in row conventions, O read off the matrix) and b_o, if given."""
+    if "W_o" not in spec:
+        if "b_o" in spec:
+            raise GrukitError(f"{where}.b_o: given without W_o")
+        return None, None
+    column = problem.convention.orientation == "column"
+    w = np.array(spec["W_o"], dtype=object)
+    if w.ndim != 2:
+        raise GrukitError(f"{where}.W_o: expected a matrix")
+    O, H = (w.shape[0] if column else w.shape[1]), problem.hidden_size
+    W_o = to_array(spec["W_o"], (O, H) if column else (H, O), f"{where}.W_o")
+    b_o = to_array(spec["b_o"], (O,), f"{where}.b_o") if "b_o" in spec else None
+    return W_o, b_o
+
+
+def _class_target(target, outputs: int, where: str) -> np.ndarray:
+    """A one-hot list, or a class index turned into one."""
+    if target is None:
+        raise GrukitError(f"{where}: missing (one-hot list or class index)")
+    if isinstance(target, int) and not isinstance(target, bool):
+        if not 0 <= target < outputs:
+            raise GrukitError(f"{where}: class index {target} outside 0..{outputs - 1}")
+        target = [1 if k == target else 0 for k in range(outputs)]
+    return to_array(target, (outputs,), where)
 
 
 # --- the problem ---------------------------------------------------------------------------------
@@ -271,6 +434,8 @@ def load_problem(path: str | Path) -> Problem:
 
 
 def problem_from_mapping(data, path: Path) -> Problem:
+    """Checked in the order that blames each mistake on its own field: keys, convention, inputs,
+    weight names, sizes (D and H from the weights), inputs' width, h0, weight shapes, loss."""
     if not isinstance(data, dict):
         raise GrukitError(f"{path}: expected a mapping with keys {', '.join(PROBLEM_KEYS)}")
     unknown = [k for k in data if k not in PROBLEM_KEYS]
@@ -281,56 +446,19 @@ def problem_from_mapping(data, path: Path) -> Problem:
             raise GrukitError(f"{path}: {key}: missing")
     conv = resolve_convention(data["convention"], f"{path}: convention", path.parent)
     inputs = matrix_rows(data["inputs"], f"{path}: inputs")
-    hidden = infer_hidden(data, conv, path)
-    h0 = to_array(data["h0"], (hidden,), f"{path}: h0") if data.get("h0") is not None else \
-        np.array([Fraction(0)] * hidden, dtype=object)
-    params, layout = read_weights(data["weights"], conv, inputs.shape[1], hidden, path)
+    source = weight_source(data["weights"], conv, path)
+    D, H = weight_sizes(source, conv)
+    if inputs.shape[1] != D:
+        raise GrukitError(f"{path}: inputs: rows have {inputs.shape[1]} values, the weights expect D = {D}")
+    h0 = to_array(data["h0"], (H,), f"{path}: h0") if data.get("h0") is not None else \
+        np.array([Fraction(0)] * H, dtype=object)
+    params = exact_params(source, conv, D, H)
     lr = None
     if data.get("learning_rate") is not None:
         lr = to_number(data["learning_rate"], f"{path}: learning_rate")
     problem = Problem(path, conv, inputs, h0, params, title=str(data.get("title") or ""),
-                      description=str(data.get("description") or ""), layout=layout, learning_rate=lr)
+                      description=str(data.get("description") or ""),
+                      layout=source.layout.name if source.layout else None, learning_rate=lr)
     if data.get("loss") is not None:
-        from .losses import parse_loss
-
         problem.loss = parse_loss(data["loss"], problem, f"{path}: loss")
     return problem
-
-
-def infer_hidden(data: dict, conv: Convention, path: Path) -> int:
-    """H from the candidate's input weight (or the layout file), else from h0.
-
-    The weights come first so that an h0 of the wrong length is reported as h0's error.
-    """
-    weights = data["weights"]
-    if isinstance(weights, dict) and "layout" in weights:
-        return _hidden_from_layout(weights, path)
-    key = conv.key(Param("input_weight", "h"))
-    if isinstance(weights, dict) and key in weights:
-        w = np.array(weights[key], dtype=object)
-        if w.ndim != 2:
-            raise GrukitError(f"{path}: weights.{key}: expected a matrix")
-        return w.shape[0] if conv.orientation == "column" else w.shape[1]
-    h0 = data.get("h0")
-    if isinstance(h0, list) and h0:
-        return len(h0) if not isinstance(h0[0], list) else max(len(h0), len(h0[0]))
-    raise GrukitError(f"{path}: weights.{key}: missing (needed to know the hidden size)")
-
-
-def _hidden_from_layout(weights: dict, path: Path) -> int:
-    layout = LAYOUTS.get(weights.get("layout"))
-    if layout is None:
-        raise GrukitError(f"{path}: weights.layout: unknown layout {weights.get('layout')!r} "
-                          f"(choose from {', '.join(LAYOUTS)})")
-    if "file" not in weights:
-        raise GrukitError(f"{path}: weights.file: missing (an .npz file with the {weights['layout']} arrays)")
-    file = path.parent / str(weights["file"])
-    arrays = read_npz(file, f"{path}: weights.file")
-    if layout.recurrent_weight not in arrays:
-        raise GrukitError(f"{file}: missing array {layout.recurrent_weight!r} for layout {weights['layout']}")
-    shape = arrays[layout.recurrent_weight].shape
-    if len(shape) != 2 + layout.lead:
-        raise GrukitError(f"{file}: {layout.recurrent_weight}: expected {2 + layout.lead} axes, got shape "
-                          f"{'x'.join(map(str, shape)) or 'a scalar'}")
-    # H is the recurrent weight's unpacked axis: (H, 3H) in row layouts (Keras), (..., 3H, H) in column ones.
-    return shape[-1] if layout.orientation == "column" else shape[layout.lead]

@@ -1,8 +1,10 @@
 """A plain-NumPy GRU written for the tests, independently of grukit's stage list and evaluators.
 
 It reads nothing from grukit but the convention's axes (plain strings) and the parameter arrays
-keyed by ``(role, gate)``; every equation is written out here by hand from the papers and the
-framework documentation (see /work/shared/reference/conventions.md):
+keyed by ``(role, gate)``; every equation is written out here by hand from the public sources:
+Cho et al. 2014 (arXiv:1406.1078, eqs. 5-8), Chung et al. 2014 (arXiv:1412.3555, eqs. 5-8), the
+``torch.nn.GRU`` documentation, Keras's ``keras/src/layers/rnn/gru.py`` (``GRUCell.call``) and the
+ONNX GRU operator specification (``onnx/defs/rnn/defs.cc``):
 
 * update rule ``z_keeps_old``: ``h = z*h_prev + (1-z)*c``; ``z_admits_new``: ``h = (1-z)*h_prev + z*c``;
 * reset ``before``: ``c = act(W_h x + U_h (r*h_prev) + b_ih + b_hh)``;

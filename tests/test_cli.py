@@ -85,8 +85,8 @@ def test_conventions_keras_latex(capsys):
     assert r"\begin{aligned}" in out and r"\end{aligned}" in out
     assert r"z_{t} &= \sigma\left(x_{t} W_{z} + h_{t-1} U_{z} + b_{iz} + b_{rz}\right)" in out
     # reset after: r multiplies the recurrent product *and* its bias; z keeps the old state.
-    assert r"\left(h_{t-1} U_{h} + b_{rh}\right) \odot r_{t}" in out
-    assert r"h_{t} &= \tilde{h}_{t} \odot \left(1 - z_{t}\right) + h_{t-1} \odot z_{t}" in out
+    assert r"r_{t} \odot \left(h_{t-1} U_{h} + b_{rh}\right)" in out
+    assert r"h_{t} &= z_{t} \odot h_{t-1} + \left(1 - z_{t}\right) \odot \tilde{h}_{t}" in out
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -38,8 +38,9 @@ def test_preset_builds_and_is_documented(name):
         LAYOUTS[conv.layout].check(conv, name)
 
 
-# The framework facts of /work/shared/reference/conventions.md (checked against the real
-# frameworks in test_oracle_forward.py): update rule, reset placement, biases, orientation, order.
+# The framework facts, from each preset's cited source (torch.nn.GRU documentation, keras GRUCell.call,
+# the ONNX GRU operator, the papers) and checked against the real frameworks in test_oracle_forward.py:
+# update rule, reset placement, biases, orientation, gate order.
 FACTS = {
     "keras": ("z_keeps_old", "after", "double", "row", ("z", "r", "h"), "sigmoid"),
     "keras-reset-before": ("z_keeps_old", "before", "single", "row", ("z", "r", "h"), "sigmoid"),

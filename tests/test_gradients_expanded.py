@@ -23,6 +23,7 @@ import pytest
 import sympy as sp
 
 from grukit.derive import explicit as ex
+from grukit.derive.expression_graph import Elementwise
 from grukit.derive.functions import sigmoid
 from grukit.derive.presets import PRESETS
 from grukit.derive.solve import solve
@@ -105,7 +106,7 @@ def test_literal_sympy_diff_of_expanded_loss(name, expanded):
 def _exact_difference_is_zero(name: str) -> None:
     p = random_problem(name, 1, 1, 1, seed_of(name))
     explicit = ex.problem_loss(p)
-    L = explicit.expr.replace(lambda e: isinstance(e, ex.Elementwise), lambda e: e.definition(e.args[0]))
+    L = explicit.expr.replace(lambda e: isinstance(e, Elementwise), lambda e: e.definition(e.args[0]))
     g = symbolic_backward(p, explicit)
     for q, exprs in list(g.params.items()):
         for s, e in zip(np.ravel(explicit.params[q]), np.ravel(exprs)):

@@ -88,7 +88,14 @@ def test_solution_sheet_values_match_an_independent_forward_and_questions_hold_n
         assert column not in questions
     assert f"= {r4(loss)}" in solution and r4(loss) not in questions
     assert "Back-propagation through time" in solution
-    assert r"\begin{enumerate}" in questions and "0.1" in questions
+    # The questions give the problem's own data (whatever the decimals shown) and ask for the update.
+    assert r"\begin{enumerate}" in questions
+    rate = re.search(r"Apply one gradient-descent update with learning rate \$\\eta = ([-0-9.]+)\$\.", questions)
+    assert rate and Decimal(rate.group(1)) == Decimal("0.1")
+    for key in ("W_z", "U_h"):
+        shown = re.search(r"%s_\{%s\} &= \\begin\{bmatrix\} (.*?) \\end\{bmatrix\}" % (key[0], key[2]), questions)
+        rows = [[Decimal(v) for v in row.split(" & ")] for row in shown.group(1).split(r" \\ ")]
+        assert rows == [[Decimal(str(v)) for v in row] for row in data["weights"][key]], key
     assert len(written) == 3
 
 
