@@ -10,7 +10,10 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from grukit.derive.backward import CellAdjoint, LocalDerivative
+from grukit.codegen.sheet_numbers import restyle
+from grukit.derive.backward import (
+    BackwardRecords, BiasRecord, LocalRecord, SumRecord, TransposedRecord, WeightRecord,
+)
 from grukit.derive.convention import Convention, Param
 from grukit.derive.equations import Affine, CellEquations, Pointwise
 
@@ -51,21 +54,87 @@ def adjoint_tex(conv: Convention, name: str, t="t") -> str:
 
 
 class GruLatexPrinter(LatexPrinter):
-    """``LatexPrinter`` with elementwise products shown as ``\\odot``."""
+    """``LatexPrinter`` with elementwise products shown as ``\\odot`` (``product``) and a number written
+    in place of a symbol (a sheet's number token) styled by where it stands: a later term of a sum
+    carries its sign as the operator (``a - 0.3``, never ``a + -0.3``), a factor is parenthesised
+    when negative, a function's argument is written plain.
 
-    def __init__(self, names: dict[sp.Symbol, str], parenthesize: frozenset = frozenset()):
-        super().__init__({"symbol_names": names})
+    ``order="none"`` prints a sum's terms and a product's factors in the order the expression holds
+    them: a stage's written form (:attr:`~grukit.derive.equations.Pointwise.written`) comes out as
+    the convention's source writes it, not in SymPy's canonical order.
+    """
+
+    def __init__(self, names: dict[sp.Symbol, str], parenthesize: frozenset = frozenset(),
+                 order: str | None = None, product: str = r"\odot"):
+        settings = {"symbol_names": names, "mul_symbol": "dot" if product == r"\cdot" else None}
+        if order is not None:
+            settings["order"] = order
+        super().__init__(settings)
         self._parenthesize = parenthesize
+        self._product = product
+        self._parents: list = []
+
+    def _print(self, expr, **kwargs):
+        self._parents.append(expr)
+        try:
+            return super()._print(expr, **kwargs)
+        finally:
+            self._parents.pop()
+
+    def _number(self, expr, style: str) -> str | None:
+        """The number token standing for ``expr`` in ``style``, or None when it is not one."""
+        if not isinstance(expr, sp.Symbol):
+            return None
+        tex = self._settings["symbol_names"].get(expr)
+        return None if tex is None else restyle(tex, style)
+
+    def _scalar(self, expr) -> bool:
+        """Whether ``expr`` stands for one number: every symbol in it is a number token."""
+        names = self._settings["symbol_names"]
+        return bool(expr.free_symbols) and all(
+            restyle(names.get(s, ""), "v") is not None for s in expr.free_symbols)
 
     def _print_Symbol(self, expr, style="plain"):
         tex = self._settings["symbol_names"].get(expr)
         if tex is None:
             return super()._print_Symbol(expr, style)
+        parent = self._parents[-2] if len(self._parents) > 1 else None
+        number = restyle(tex, "f" if isinstance(parent, (sp.Mul, sp.Pow)) else "v")
+        return tex if number is None else number
+
+    def _print_Add(self, expr, order=None):
+        terms = self._as_ordered_terms(expr, order=order)
+        if (order or self.order) != "none" and terms[0].could_extract_minus_sign():
+            # SymPy's order may lead with a subtracted term (-h~ + h): a person starts with a positive one
+            first = next((k for k, term in enumerate(terms) if not term.could_extract_minus_sign()), 0)
+            terms.insert(0, terms.pop(first))
+        tex = ""
+        for i, term in enumerate(terms):
+            number = self._number(term, "v" if i == 0 else "t")
+            if number is not None:
+                tex += number if i == 0 else " " + number
+                continue
+            if i == 0:
+                pass
+            elif term.could_extract_minus_sign():
+                number = self._number(-term, "m")
+                if number is not None:
+                    tex += " " + number
+                    continue
+                tex += " - "
+                term = -term
+            else:
+                tex += " + "
+            term_tex = self._print(term)
+            if self._needs_add_brackets(term):
+                term_tex = r"\left(%s\right)" % term_tex
+            tex += term_tex
         return tex
 
     def _print_Mul(self, expr):
         coeff, factors = expr.as_coeff_mul()
-        if not factors or not all(f.is_commutative for f in factors):
+        if not factors or not all(f.is_commutative for f in factors) or any(
+                f.is_Pow and f.exp.is_negative for f in factors):
             return super()._print_Mul(expr)
         parts = []
         for f in factors:
@@ -73,12 +142,21 @@ class GruLatexPrinter(LatexPrinter):
             if f.is_Add or (f in self._parenthesize):
                 text = r"\left(%s\right)" % text
             parts.append(text)
-        body = r" \odot ".join(parts)
+        product = self._product
+        if product == r"\odot" and all(self._scalar(f) for f in factors):
+            product = r"\cdot"  # numbers, not vectors: an ordinary product
+        body = (" %s " % product if product else " ").join(parts)
         if coeff == 1:
             return body
         if coeff == -1:
             return "- " + body
         return self._print(coeff) + " " + body
+
+
+def scalar_tex(expr: sp.Expr, names: dict[sp.Symbol, str], product: str = r"\cdot") -> str:
+    """A scalar formula (a loss term, a softmax probability) with its symbols named (products
+    juxtaposed: ``product=""``) or numbers in their place (products with ``\\cdot``)."""
+    return GruLatexPrinter(names, product=product).doprint(expr)
 
 
 def _names(conv: Convention, t, extra: dict[str, str] | None = None) -> dict[sp.Symbol, str]:
@@ -117,10 +195,16 @@ def affine_terms(conv: Convention, stage: Affine, t="t", inline: dict[str, str] 
 
 
 def pointwise_tex(conv: Convention, expr: sp.Expr, t="t", inline: dict[str, str] | None = None,
-                  parenthesize: frozenset = frozenset()) -> str:
+                  parenthesize: frozenset = frozenset(), order: str | None = None) -> str:
     names = _names(conv, t, inline)
     syms = frozenset(sp.Symbol(n, real=True) for n in parenthesize)
-    return GruLatexPrinter(names, syms).doprint(expr)
+    return GruLatexPrinter(names, syms, order).doprint(expr)
+
+
+def written_tex(conv: Convention, stage: Pointwise, t="t", inline: dict[str, str] | None = None,
+                parenthesize: frozenset = frozenset()) -> str:
+    """A pointwise stage's formula as its convention's source writes it (terms in the source's order)."""
+    return pointwise_tex(conv, stage.written, t, inline, parenthesize, order="none")
 
 
 def stage_equations(eqs: CellEquations, t="t") -> list[tuple[str, str]]:
@@ -129,7 +213,7 @@ def stage_equations(eqs: CellEquations, t="t") -> list[tuple[str, str]]:
     out = []
     for s in eqs.stages:
         lhs = quantity_tex(conv, s.target, t)
-        rhs = " + ".join(affine_terms(conv, s, t)) if isinstance(s, Affine) else pointwise_tex(conv, s.expr, t)
+        rhs = " + ".join(affine_terms(conv, s, t)) if isinstance(s, Affine) else written_tex(conv, s, t)
         out.append((lhs, rhs))
     return out
 
@@ -148,16 +232,16 @@ def compact_equations(eqs: CellEquations, t="t") -> list[tuple[str, str]]:
                 multi.add(s.target)
             continue
         if s.target in ("q", "a_h"):
-            tex = pointwise_tex(conv, s.expr, t, inline, frozenset(multi))
+            tex = written_tex(conv, s, t, inline, frozenset(multi))
             inline[s.target] = r"\left(%s\right)" % tex if s.target == "q" else tex
             if s.expr.is_Add:
                 multi.add(s.target)
             continue
-        out.append((quantity_tex(conv, s.target, t), pointwise_tex(conv, s.expr, t, inline, frozenset(multi))))
+        out.append((quantity_tex(conv, s.target, t), written_tex(conv, s, t, inline, frozenset(multi))))
     return out
 
 
-def local_tex(conv: Convention, loc: LocalDerivative, t="t") -> tuple[str, str]:
+def local_tex(conv: Convention, loc: LocalRecord, t="t") -> tuple[str, str]:
     """(operand adjoint, contribution) of one local derivative, e.g. (delta z_t, delta h_t (h~ - h))."""
     contribution = pointwise_tex(conv, loc.contribution, t)
     if loc.reduce:
@@ -165,36 +249,29 @@ def local_tex(conv: Convention, loc: LocalDerivative, t="t") -> tuple[str, str]:
     return adjoint_tex(conv, loc.operand, t), contribution
 
 
-def backward_equations(adj: CellAdjoint, t="t") -> list[tuple[str, str]]:
-    """(lhs, rhs) LaTeX of every adjoint of one step, in backward order (sums of contributions)."""
-    conv = adj.equations.convention
-    column = conv.orientation == "column"
-    sums: dict[str, list[str]] = {}
-    order: list[str] = []
+def transposed_product_tex(conv: Convention, weight_tex: str, d_tex: str) -> str:
+    """``M^T delta`` (column) or ``delta M^T`` (row)."""
+    w = transpose_tex(weight_tex)
+    return f"{w} {d_tex}" if conv.orientation == "column" else f"{d_tex} {w}"
 
-    def add(name: str, term: str):
-        if name not in sums:
-            sums[name] = []
-            order.append(name)
-        sums[name].append(term)
 
-    for a in adj.stages:
-        s = a.stage
-        if isinstance(s, Pointwise):
-            for loc in a.locals:
-                add(loc.operand, local_tex(conv, loc, t)[1])
-            continue
-        d = adjoint_tex(conv, s.target, t)
-        for p in s.products:
-            w = transpose_tex(conv.tex(p.param))
-            term = f"{w} {d}" if column else f"{d} {w}"
-            if len(p.operands) > 1:
-                term = r"\left[%s\right]_{%s}" % (term, quantity_tex(conv, p.operands[0], t))
-                add(p.operands[0], term)
-                add(p.operands[1], term.replace(quantity_tex(conv, p.operands[0], t), quantity_tex(conv, p.operands[1], t)))
-            else:
-                add(p.operands[0], term)
-    return [(adjoint_tex(conv, n, t), " + ".join(sums[n])) for n in order]
+def transposed_tex(conv: Convention, rec: TransposedRecord, t="t") -> str:
+    """``M^T delta a`` (``delta a M^T`` for rows), restricted to the operand's rows of a stacked one."""
+    term = transposed_product_tex(conv, conv.tex(rec.param), adjoint_tex(conv, rec.target, t))
+    if len(rec.operands) > 1:
+        term = r"\left[%s\right]_{%s}" % (term, quantity_tex(conv, rec.operand, t))
+    return term
+
+
+def contribution_tex(conv: Convention, rec: LocalRecord | TransposedRecord, t="t") -> str:
+    return local_tex(conv, rec, t)[1] if isinstance(rec, LocalRecord) else transposed_tex(conv, rec, t)
+
+
+def backward_equations(rec: BackwardRecords, t="t") -> list[tuple[str, str]]:
+    """(lhs, rhs) LaTeX of every adjoint of one step, in backward order (sums of its paths)."""
+    conv = rec.equations.convention
+    return [(adjoint_tex(conv, r.name, t), " + ".join(contribution_tex(conv, p.record, t) for p in r.paths))
+            for r in rec.records if isinstance(r, SumRecord)]
 
 
 def gradient_tex(tex: str) -> str:
@@ -202,19 +279,17 @@ def gradient_tex(tex: str) -> str:
     return r"\frac{\partial L}{\partial %s}" % tex
 
 
-def parameter_gradient_tex(eqs: CellEquations, param: Param, steps: str = "t") -> tuple[str, str]:
+def outer_tex(conv: Convention, d_tex: str, v_tex: str) -> str:
+    """``delta v^T`` (column) or ``v^T delta`` (row): a weight's gradient from one product."""
+    if conv.orientation == "column":
+        return f"{d_tex} {transpose_tex(v_tex)}"
+    return f"{transpose_tex(v_tex)} {d_tex}"
+
+
+def parameter_gradient_tex(rec: BackwardRecords, param: Param, steps: str = "t") -> tuple[str, str]:
     """Closed form of dL/d(param) as a sum over time, e.g. sum_t delta a_{z,t} x_t^T."""
-    conv = eqs.convention
-    for s in eqs.stages:
-        if not isinstance(s, Affine):
-            continue
-        d = adjoint_tex(conv, s.target, steps)
-        lhs = gradient_tex(conv.tex(param))
-        if param in s.biases:
-            return lhs, r"\sum_{%s} %s" % (steps, d)
-        for p in s.products:
-            if p.param == param:
-                v = operand_tex(conv, p.operands, steps)
-                rhs = f"{d} {transpose_tex(v)}" if conv.orientation == "column" else f"{transpose_tex(v)} {d}"
-                return lhs, r"\sum_{%s} %s" % (steps, rhs)
-    raise KeyError(param)
+    conv = rec.equations.convention
+    r = next(r for r in rec.records if isinstance(r, (WeightRecord, BiasRecord)) and r.param == param)
+    d = adjoint_tex(conv, r.target, steps)
+    rhs = d if isinstance(r, BiasRecord) else outer_tex(conv, d, operand_tex(conv, r.operands, steps))
+    return gradient_tex(conv.tex(param)), r"\sum_{%s} %s" % (steps, rhs)

@@ -15,24 +15,79 @@ _COMMON = dict(undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks
                keep_trailing_newline=True, autoescape=False)
 
 
-_TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
-    "%": r"\%", "_": r"\_", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}",
+TEX_TEXT_ESCAPES: dict[str, str] = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "$": r"\$",
+    "&": r"\&",
+    "#": r"\#",
+    "%": r"\%",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "_": r"\texttt{\char95}",
+    "^": r"\texttt{\char94}",
+    "~": r"\texttt{\char126}",
+    '"': r"\texttt{\char34}",
+    "'": r"\texttt{\char13}",
+    "`": r"\texttt{\char18}",
 }
+r"""Every ASCII character that pdflatex's default text font (OT1) does not print as itself, and what
+prints it. ``\ { } $ & # %`` are TeX syntax; OT1 has no ``< > |`` (they come out as ``¡ ¿ —``);
+``' ` "`` become curly quotes and ``~ ^ _`` accents or a rule (and :func:`escape_tex` keeps ``--``
+from becoming a dash). The typewriter font (cmtt) has the straight glyphs; the TS1 (textcomp) symbols would need
+bitmap fonts made at run time. ``tests/test_sheet_text.py`` puts every character through pdflatex and
+pdftotext."""
+
+
+TEX_MATH_CHARACTERS: dict[str, str] = {
+    "×": r"\times", "·": r"\cdot", "±": r"\pm", "−": "-", "≤": r"\leq", "≥": r"\geq", "≈": r"\approx",
+    "→": r"\to", "←": r"\leftarrow", "↔": r"\leftrightarrow", "⇒": r"\Rightarrow", "∂": r"\partial",
+    "∞": r"\infty", "∈": r"\in", "⊙": r"\odot", "⊗": r"\otimes", "∗": r"\ast",
+    "α": r"\alpha", "β": r"\beta", "γ": r"\gamma", "δ": r"\delta", "ε": r"\varepsilon", "ζ": r"\zeta",
+    "η": r"\eta", "θ": r"\theta", "ι": r"\iota", "κ": r"\kappa", "λ": r"\lambda", "ν": r"\nu", "ξ": r"\xi",
+    "π": r"\pi", "ρ": r"\rho", "σ": r"\sigma", "υ": r"\upsilon", "φ": r"\varphi", "χ": r"\chi",
+    "ψ": r"\psi", "ω": r"\omega", "Γ": r"\Gamma", "Θ": r"\Theta", "Λ": r"\Lambda", "Ξ": r"\Xi",
+    "Π": r"\Pi", "Σ": r"\Sigma", "Υ": r"\Upsilon", "Φ": r"\Phi", "Ψ": r"\Psi",
+}
+"""Symbols a GRU's description may name that pdflatex's text fonts lack (``σ``, ``⊙``, ``≤`` stop
+the run; ``×`` comes out as another letter): set as math, each checked to read back as itself."""
 
 
 def escape_tex(text) -> str:
-    """User text made safe for LaTeX: every special character escaped, newlines as spaces."""
-    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in " ".join(str(text).split()))
+    """User text made safe for LaTeX: every special character escaped, a hyphen before another
+    hyphen kept apart (``--`` and ``---`` would print as dashes), the symbols of
+    :data:`TEX_MATH_CHARACTERS` as math, newlines as spaces."""
+    text = " ".join(str(text).split())
+
+    def one(i: int, ch: str) -> str:
+        if ch in TEX_TEXT_ESCAPES:
+            return TEX_TEXT_ESCAPES[ch]
+        if ch in TEX_MATH_CHARACTERS:
+            return r"\ensuremath{%s}" % TEX_MATH_CHARACTERS[ch]
+        return "-{}" if ch == "-" and text[i + 1:i + 2] == "-" else ch
+
+    return "".join(one(i, ch) for i, ch in enumerate(text))
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|$~])")
+MD_INLINE_SPECIAL = "\\`*_{}[]<>#|$~&"
+"""The characters Markdown (CommonMark/GitHub, with ``$`` math) reads as syntax anywhere in a line:
+escapes, code, emphasis, links and images (``!`` and ``(`` only act after ``[``/``]``), HTML and
+entities, headings, tables, math, strikethrough."""
+_MD_SPECIAL = re.compile("([%s])" % re.escape(MD_INLINE_SPECIAL))
+_MD_LINE_START = re.compile(r"^(\d+)([.)])|^([-+=>])")
 
 
 def escape_md(text) -> str:
-    """User text made safe for Markdown (and kept out of its math); one space kept at either end."""
+    """User text made safe for Markdown (and kept out of its math); one space kept at either end.
+
+    Inline syntax is escaped everywhere; a list marker (``-``, ``+``, ``1.``, ``1)``), a setext
+    underline (``=``) or a quote (``>``) only where the text starts, the one place it can start a
+    line (the text is joined into one line)."""
     text = str(text)
     body = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    body = _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2) if m.group(1) else "\\" + m.group(3), body)
     return (" " if text[:1].isspace() else "") + body + (" " if text[-1:].isspace() and body else "")
 
 

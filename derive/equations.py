@@ -8,8 +8,8 @@ One time step is an ordered tuple of stages. A stage assigns one vector quantity
   of earlier quantities (the elementwise stages; their derivatives come from ``sympy.diff``).
 
 This is the per-unit form that scales to any size (see docs/design.md). The explicit form is the
-same stages walked over matrices of symbols (:func:`param_matrix`, the ``symbolic`` engine of
-:mod:`grukit.derive.evaluate`), which expands them fully for given small sizes.
+same stages walked over arrays of symbols (:mod:`grukit.derive.explicit`, the ``symbolic`` engine
+of :mod:`grukit.derive.evaluate`), which expands them fully for given small sizes.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class Quantity:
     name: str
     width: str
     role: str  # what the sheet calls it
+    via: str = ""  # the path through this stage, as a student reads it (pointwise stages)
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,35 @@ class Affine:
 
 @dataclass(frozen=True)
 class Pointwise:
+    """``target = expr`` per unit. ``expr`` is what every evaluator and ``sympy.diff`` read (SymPy's
+    canonical form); ``written`` is the same expression unevaluated, its terms and factors in the order
+    the convention's source writes them (:data:`~grukit.derive.convention.TERM_ORDERS`), for printing."""
+
     target: str
     expr: sp.Expr
+    shown: sp.Expr | None = None
+
+    @property
+    def written(self) -> sp.Expr:
+        return self.expr if self.shown is None else self.shown
 
     @property
     def operands(self) -> tuple[str, ...]:
         return tuple(sorted(s.name for s in self.expr.free_symbols))
+
+
+def as_written(target: str, shown: sp.Expr) -> Pointwise:
+    """A stage from its expression as the source writes it (built with ``evaluate=False``): the
+    derivation reads the same expression evaluated, so the order changes what is printed only."""
+    return Pointwise(target, shown.doit(), shown)
+
+
+def _product(first: sp.Expr, second: sp.Expr) -> sp.Expr:
+    return sp.Mul(first, second, evaluate=False)
+
+
+def _sum(*terms: sp.Expr) -> sp.Expr:
+    return sp.Add(*terms, evaluate=False)
 
 
 Stage = Affine | Pointwise
@@ -101,44 +125,42 @@ def cell_equations(convention: Convention) -> CellEquations:
             return (Product(P[("input_weight", gate)], (state, "x")),)
         return (Product(P[("input_weight", gate)], ("x",)), Product(P[("recurrent_weight", gate)], (state,)))
 
-    gate_width = {"z": "z", "r": "r"}
+    state = c.notation.state
+
+    def reset_product(v: sp.Expr) -> sp.Expr:
+        return _product(unit("r"), v) if c.notation.reset_product == "gate_first" else _product(v, unit("r"))
+
     quantities = [Quantity("x", "input", "input"), Quantity("h_prev", "hidden", "previous state")]
     stages: list[Stage] = []
     for gate, role in (("z", "update gate"), ("r", "reset gate")):
-        quantities += [Quantity("a_" + gate, gate_width[gate], role + " pre-activation"),
-                       Quantity(gate, gate_width[gate], role)]
+        # a gate's width is the gate itself: one unit for scalar gates (Convention.gate_size)
+        quantities += [Quantity("a_" + gate, gate, role + " pre-activation"),
+                       Quantity(gate, gate, role, f"through the {role} activation")]
         stages += [Affine("a_" + gate, products(gate, "h_prev"), biases(gate)),
                    Pointwise(gate, gate_activation(c.gate_activation, unit("a_" + gate)))]
 
     if c.reset == "before":
-        quantities += [Quantity("q", "hidden", "reset state"), Quantity("a_h", "hidden", "candidate pre-activation")]
-        stages += [Pointwise("q", unit("r") * unit("h_prev")), Affine("a_h", products("h", "q"), biases("h"))]
+        written = f"r ⊙ {state}" if c.notation.reset_product == "gate_first" else f"{state} ⊙ r"
+        quantities += [Quantity("q", "hidden", "reset state", f"through the reset product {written}"),
+                       Quantity("a_h", "hidden", "candidate pre-activation")]
+        stages += [as_written("q", reset_product(unit("h_prev"))), Affine("a_h", products("h", "q"), biases("h"))]
     else:
         quantities += [Quantity("a_hx", "hidden", "candidate input part"),
                        Quantity("a_hh", "hidden", "candidate recurrent part"),
-                       Quantity("a_h", "hidden", "candidate pre-activation")]
+                       Quantity("a_h", "hidden", "candidate pre-activation",
+                                "through the reset product in the candidate pre-activation")]
         stages += [
             Affine("a_hx", (Product(P[("input_weight", "h")], ("x",)),), biases("h", ("input_bias",))),
             Affine("a_hh", (Product(P[("recurrent_weight", "h")], ("h_prev",)),), biases("h", ("recurrent_bias",))),
-            Pointwise("a_h", unit("a_hx") + unit("r") * unit("a_hh")),
+            as_written("a_h", _sum(unit("a_hx"), reset_product(unit("a_hh")))),
         ]
-    quantities += [Quantity("c", "hidden", "candidate"), Quantity("h", "hidden", "new state")]
+    quantities += [Quantity("c", "hidden", "candidate", "through the candidate activation"),
+                   Quantity("h", "hidden", "new state", "directly through the state update")]
     z, h_prev, cand = unit("z"), unit("h_prev"), unit("c")
-    keep = z if c.update_rule == "z_keeps_old" else 1 - z
+    keep, admit = (z, 1 - z) if c.update_rule == "z_keeps_old" else (1 - z, z)
+    kept, new = _product(keep, h_prev), _product(admit, cand)
     stages += [
         Pointwise("c", candidate_activation(c.candidate_activation, unit("a_h"))),
-        Pointwise("h", keep * h_prev + (1 - keep) * cand),
+        as_written("h", _sum(kept, new) if c.notation.update_terms == "state_first" else _sum(new, kept)),
     ]
     return CellEquations(c, tuple(quantities), tuple(stages))
-
-
-# --- the explicit form: SymPy matrices for given sizes ----------------------------------------
-
-def param_matrix(convention: Convention, param: Param, inputs: int, hidden: int) -> sp.Matrix:
-    """A matrix (column vector for biases) of fresh symbols named after the parameter's key."""
-    shape = convention.param_shape(param, inputs, hidden)
-    key = convention.key(param)
-    if len(shape) == 1:
-        return sp.Matrix(shape[0], 1, lambda i, _: sp.Symbol(f"{key}[{i}]", real=True))
-    return sp.Matrix(*shape, lambda i, j: sp.Symbol(f"{key}[{i},{j}]", real=True))
-

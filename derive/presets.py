@@ -14,6 +14,7 @@ _TORCH_NAMES = Notation(
     input_bias_key="b_i{g}", input_bias_tex="b_{{i{g}}}",
     recurrent_bias_key="b_h{g}", recurrent_bias_tex="b_{{h{g}}}",
     gate_letters=(("z", "z"), ("r", "r"), ("h", "n")), candidate_tex="n",
+    update_terms="candidate_first",  # h_t = (1 - z_t) * n_t + z_t * h_(t-1)
 )
 _KERAS_NAMES = Notation(
     input_bias_key="b_i{g}", input_bias_tex="b_{{i{g}}}",
@@ -24,6 +25,7 @@ _ONNX_NAMES = Notation(
     recurrent_weight_key="R_{g}", recurrent_weight_tex="R_{{{g}}}",
     input_bias_key="Wb_{g}", input_bias_tex="W_{{b{g}}}",
     recurrent_bias_key="Rb_{g}", recurrent_bias_tex="R_{{b{g}}}",
+    update_terms="candidate_first",  # Ht = (1 - zt) (.) ht + zt (.) Ht-1
 )
 _CHO_NAMES = Notation(
     overrides=(("input_weight", "h", "W", "W"), ("recurrent_weight", "h", "U", "U")),
@@ -63,6 +65,8 @@ PRESETS: dict[str, Convention] = {
                 input_weight_key="U_{g}", input_weight_tex="U^{{{g}}}",
                 recurrent_weight_key="W_{g}", recurrent_weight_tex="W^{{{g}}}",
                 state="s", state_tex="s", candidate_tex="h",
+                # s_t = (1 - z) o h + z o s_(t-1);  h = tanh(x_t U^h + (s_(t-1) o r) W^h)
+                update_terms="candidate_first", reset_product="state_first",
             ),
         ),
         Convention(

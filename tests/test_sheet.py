@@ -22,7 +22,8 @@ from grukit.codegen import sheet as sheet_module
 from grukit.codegen.cli import main
 from grukit.codegen.instructor import problem_text
 from grukit.codegen.output import write_atomic
-from grukit.codegen.sheet import build_sheet, builtin_example, format_number
+from grukit.codegen.sheet import build_sheet, builtin_example
+from grukit.codegen.sheet_numbers import format_number
 from grukit.derive.errors import GrukitError
 from grukit.derive.presets import PRESETS
 from grukit.derive.problem import load_problem, problem_from_mapping
@@ -126,8 +127,9 @@ def test_course_notes_h1_and_every_stage_value(course, course_tex):
     for name in ("z", "r", "c", "h"):
         column = r"\begin{bmatrix} %s \end{bmatrix}" % r" \\ ".join(r4(v) for v in values[name])
         assert column in course_tex, name
-    # the seed's entry-by-entry product W_r x_t = [0.2(0.8) + 0.1(0.6), ...] = [0.22, 0.20, -0.18]
-    assert r"0.2\left(0.8\right) + 0.1\left(0.6\right)" in course_tex
+    # the seed's entry-by-entry product W_r x_t = [0.2(0.8) + 0.1(0.6), ...] = [0.22, 0.20, -0.18],
+    # every number with the sheet's four decimals
+    assert r"0.2000\left(0.8000\right) + 0.1000\left(0.6000\right)" in course_tex
     assert r"\begin{bmatrix} 0.2200 \\ 0.2000 \\ -0.1800 \end{bmatrix}" in course_tex
     # the convention's own notation
     for tex in (r"W_{z} x_{1}", r"U_{h} q_{1}", r"\tilde{h}_{1}", r"h_{0}"):
@@ -151,13 +153,13 @@ def test_course_notes_loss_and_every_gradient_match_finite_differences(course, c
     # softmax, dL/do, a summary table and one update with the problem's learning rate 0.01
     assert "0.6001" in course_tex and "-0.3999" in course_tex
     assert "Summary of the gradients" in course_tex
-    assert r"\eta = 0.01" in course_tex
+    assert r"\eta = 0.0100" in course_tex
     new_wz = 0.1 - 0.01 * grads["W_z"][0, 0]
     assert r4(new_wz) in course_tex
 
 
 def test_backward_is_stage_by_stage_formula_then_numbers(course_tex):
-    # each adjoint's formula (from cell_adjoint) followed by its numbers
+    # each adjoint's formula (from the backward records) followed by its numbers
     assert r"\delta a_{z,1} &= \delta z_{1} \odot z_{1} \odot \left(1 - z_{1}\right)" in course_tex
     assert r"\delta h_{0} &= " in course_tex  # all paths into h_0 added up
     assert r"{U_{h}}^{\top} \delta a_{h,1}" in course_tex  # written out entry by entry
@@ -240,7 +242,9 @@ def test_stepwise_ties_round_half_up():
 def test_decimals_option():
     tex = build_sheet(load_problem(COURSE), decimals=2).tex()
     assert r"= \begin{bmatrix} 0.36 \\ -0.02 \\ 0.13 \end{bmatrix}" in tex
-    assert format_number(Fraction(-1, 5), 4) == "-0.2" and format_number(Fraction(1, 3), 4) == "0.3333"
+    assert format_number(Fraction(-1, 5), 4) == "-0.2000" and format_number(Fraction(1, 3), 4) == "0.3333"
+    # given data too has the sheet's decimals (ties away from zero, as a person rounds)
+    assert format_number(Fraction(1, 8), 2) == "0.13" and format_number(0, 2) == "0.00"
     with pytest.raises(GrukitError, match="--decimals"):
         build_sheet(load_problem(COURSE), decimals=0)
 
@@ -254,7 +258,7 @@ def test_forward_only_and_questions_only():
     assert "Questions" in questions and r"\begin{enumerate}" in questions
     for answer in ("0.3610", "0.5107", "0.6548"):
         assert answer not in questions
-    assert "0.8" in questions and r"\eta = 0.01" in questions  # the data and the learning rate
+    assert "0.8000" in questions and r"\eta = 0.0100" in questions  # the data and the learning rate
 
 
 def test_scalar_gates_sum_over_units_and_layouts_name_their_arrays(tmp_path):
@@ -265,7 +269,7 @@ def test_scalar_gates_sum_over_units_and_layouts_name_their_arrays(tmp_path):
     path = tmp_path / "keras.yaml"
     path.write_text(problem_text("keras", "2x3", 1, 5))
     tex = build_sheet(load_problem(path)).tex()
-    assert r"\texttt{kernel[:, 0:3]}" in tex and r"\texttt{recurrent\_kernel[:, 6:9]}" in tex
+    assert r"\texttt{kernel[:, 0:3]}" in tex and r"\texttt{recurrent\texttt{\char95}kernel[:, 6:9]}" in tex
     assert r"\texttt{bias[1, 3:6]}" in tex  # the recurrent bias of r (Keras reset_after)
 
 
@@ -328,10 +332,10 @@ def test_user_text_is_escaped(tmp_path):
     problem = problem_from_mapping(data, tmp_path / "odd name_%.yaml")
     sheet = build_sheet(problem)
     tex, md = sheet.tex(), sheet.markdown()
-    assert r"50\% of \$x\_1\$ \& \#1 \{a\} \textasciitilde{} \textasciicircum{}" in tex
+    assert r"50\% of \$x\texttt{\char95}1\$ \& \#1 \{a\} \texttt{\char126} \texttt{\char94}" in tex
     assert r"\textbackslash{}input\{secret\}" in tex and r"\input{secret}" not in tex
-    assert r"odd name\_\%.yaml" in tex
-    assert "# 50% of \\$x\\_1\\$ & \\#1 \\{a\\} \\~ ^\n" in md
+    assert r"odd name\texttt{\char95}\%.yaml" in tex
+    assert "# 50% of \\$x\\_1\\$ \\& \\#1 \\{a\\} \\~ ^\n" in md
     assert r"\*bold\*" in md
 
 
@@ -387,11 +391,11 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
 # --- speed ---------------------------------------------------------------------------------------------
 
 def test_sheet_build_times(tmp_path):
-    from grukit.derive.backward import cell_adjoint
+    from grukit.derive.backward import backward_records
     from grukit.derive.equations import cell_equations
 
     cell_equations.cache_clear()  # time the derivation too, not only the numbers and the printing
-    cell_adjoint.cache_clear()
+    backward_records.cache_clear()
     start = time.perf_counter()
     build_sheet(load_problem(COURSE)).tex()
     course_s = time.perf_counter() - start
