@@ -18,7 +18,7 @@ import sympy as sp
 
 from grukit.codegen.latex import compact_equations
 from grukit.codegen.render import render
-from grukit.derive.convention import ARRANGEMENT_AXES, AXES, GATES, LAYOUT_NAMES, Convention
+from grukit.derive.convention import ARRANGEMENT_AXES, AXES, GATES, LAYOUT_NAMES, PARAMETER_AXES, Convention
 from grukit.derive.equations import cell_equations
 from grukit.derive.layouts import LAYOUTS
 from grukit.derive.presets import PRESETS
@@ -79,7 +79,8 @@ def arrangement_rows() -> list[dict[str, str]]:
     choices = {"gate_order": "the gates " + ", ".join(f"`{g}`" for g in GATES) + " in some order",
                "layout": ", ".join(f"`{n}`" for n in LAYOUT_NAMES) + " or none"}
     return [{"axis": axis, "choices": choices[axis], "meaning": meaning}
-            for axis, meaning in ARRANGEMENT_AXES.items()]
+            for axis, meaning in ARRANGEMENT_AXES.items()] + \
+        [{"axis": axis, "choices": "a number, or none", "meaning": meaning} for axis, meaning in PARAMETER_AXES.items()]
 
 
 def render_conventions(presets: dict[str, Convention] | None = None) -> str:

@@ -30,12 +30,26 @@ def cmd_sheet(args) -> int:
     out = Path(args.output)
     if output_suffix(out) == ".pdf":
         require_tex(out)
-    problem = load_or_builtin(args.problem)
+    problem = load_or_builtin(args.problem) if args.problem is None else _one_cell(args)
     sheet = build_sheet(problem, decimals=args.decimals, rounding=args.rounding,
                         forward_only=args.forward_only, questions_only=args.questions_only, steps=args.steps)
     sheet.write(out)
     print(f"wrote {out}")
     return 0
+
+
+def _one_cell(args):
+    """A problem file; for a layer problem, the cell and sequence that ``--cell``/``--sequence`` choose."""
+    from grukit.derive.errors import GrukitError
+    from grukit.derive.layer_cells import cell_problem, parse_cell
+    from grukit.derive.layer_problem import LayerProblem, load_any
+
+    problem = load_any(args.problem)
+    if isinstance(problem, LayerProblem):
+        return cell_problem(problem, parse_cell(args.cell, problem), args.sequence)
+    if args.cell is not None or args.sequence:
+        raise GrukitError(f"{args.problem}: --cell/--sequence: a problem of one cell and one sequence")
+    return problem
 
 
 def cmd_problem(args) -> int:
@@ -67,6 +81,11 @@ def add_commands(sub) -> None:
     p.add_argument("--questions-only", action="store_true", help="the question sheet (data, no answers)")
     p.add_argument("--steps", metavar="SPEC", help="time steps worked in full, e.g. 1-3,last or all (default: "
                    "all of up to 10 steps, else 1-3,last); the sums and the summary cover every step")
+    p.add_argument("--cell", metavar="LAYER,DIRECTION",
+                   help="for a multi-layer or bidirectional problem: the cell the sheet works, e.g. 1,reverse "
+                        "(layers count from 0)")
+    p.add_argument("--sequence", type=int, default=0, metavar="B",
+                   help="for a batch: the sequence the sheet works (from 0; default 0)")
     p.add_argument("--gallery", metavar="DOCS",
                    help="regenerate DOCS/sheets/ and DOCS/gallery.md from DOCS/examples/*.yaml")
     p.set_defaults(func=cmd_sheet)

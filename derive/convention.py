@@ -7,11 +7,26 @@ these fields; nothing else in grukit branches on a convention's name.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
 from .errors import GrukitError
 
 GATES = ("z", "r", "h")
 """Internal gate ids: update gate, reset gate, candidate ("h", PyTorch's "n")."""
+
+_ONNX_ACTIVATIONS = {
+    "relu": "max(0, a) (ONNX Relu)",
+    "tanh": "tanh(a) (ONNX Tanh)",
+    "affine": "alpha a + beta (ONNX Affine)",
+    "leaky_relu": "a if a >= 0 else alpha a (ONNX LeakyRelu, alpha 0.01 by default)",
+    "thresholded_relu": "a if a > alpha else 0 (ONNX ThresholdedRelu)",
+    "scaled_tanh": "alpha tanh(beta a) (ONNX ScaledTanh)",
+    "hard_sigmoid": "clip(alpha a + beta, 0, 1) (ONNX HardSigmoid, alpha 0.2 and beta 0.5 by default)",
+    "elu": "a if a >= 0 else alpha (exp(a) - 1) (ONNX Elu, alpha 1 by default)",
+    "softsign": "a / (1 + |a|) (ONNX Softsign)",
+    "softplus": "log(1 + exp(a)) (ONNX Softplus)",
+}
+"""The activations of ONNX's GRU beyond the built-in ones (ONNX's Sigmoid is ``sigmoid``)."""
 
 AXES: dict[str, dict[str, str]] = {
     "update_rule": {
@@ -31,13 +46,17 @@ AXES: dict[str, dict[str, str]] = {
         "sigmoid": "1 / (1 + exp(-a))",
         "hard_sigmoid_keras2": "clip(0.2 a + 0.5, 0, 1)",
         "hard_sigmoid_keras3": "clip(a / 6 + 1/2, 0, 1)",
+        **_ONNX_ACTIVATIONS,
     },
-    "candidate_activation": {"tanh": "tanh(a)", "linear": "a"},
+    "candidate_activation": {"tanh": "tanh(a)", "linear": "a",
+                             "sigmoid": "1 / (1 + exp(-a)) (ONNX Sigmoid)",
+                             **{k: v for k, v in _ONNX_ACTIVATIONS.items() if k != "tanh"}},
     "orientation": {"column": "W x (W is out x in)", "row": "x W (W is in x out)"},
     "gate_width": {"vector": "one gate value per hidden unit", "scalar": "z and r are scalars shared by all units"},
     "input_form": {
         "separate": "separate input and recurrent weights",
         "concatenated": "one weight per gate acting on the concatenation [h_{t-1}, x_t]",
+        "concatenated_xh": "one weight per gate acting on the concatenation [x_t, h_{t-1}]",
     },
 }
 """The axes with a fixed set of values: axis -> {value: what it means}. Validation, the problem-file
@@ -50,6 +69,24 @@ ARRANGEMENT_AXES: dict[str, str] = {
     "layout": "the framework whose packed arrays the convention reads natively",
 }
 """The axes that say how the weights are stored rather than what the cell computes: axis -> meaning."""
+
+PARAMETER_AXES: dict[str, str] = {
+    "gate_activation_alpha": "alpha of the gate activation (affine, leaky_relu, thresholded_relu, scaled_tanh, "
+                             "hard_sigmoid, elu); none: the function's default",
+    "gate_activation_beta": "beta of the gate activation (affine, scaled_tanh, hard_sigmoid); none: the default",
+    "candidate_activation_alpha": "alpha of the candidate activation; none: the function's default",
+    "candidate_activation_beta": "beta of the candidate activation; none: the function's default",
+    "clip": "a bound c > 0: every pre-activation (z, r and the candidate's) is clipped to [-c, c] before its "
+            "activation (ONNX's clip attribute); none: no clipping",
+}
+"""The axes holding a number (or none): axis -> meaning. ONNX's ``activation_alpha``/``activation_beta``
+and ``clip`` attributes, one value per cell."""
+
+ACTIVATION_PARAMETERS: dict[str, tuple[bool, bool]] = {
+    "affine": (True, True), "leaky_relu": (True, False), "thresholded_relu": (True, False),
+    "scaled_tanh": (True, True), "hard_sigmoid": (True, True), "elu": (True, False),
+}
+"""Which activations take an alpha and a beta (ONNX Runtime's NameToArgUsageMap); the rest take none."""
 
 
 class ConventionError(GrukitError):
@@ -133,6 +170,11 @@ class Convention:
     input_form: str = "separate"
     gate_order: tuple[str, ...] = ("z", "r", "h")  # packed order in this convention's layout files
     layout: str | None = None
+    gate_activation_alpha: Fraction | None = None
+    gate_activation_beta: Fraction | None = None
+    candidate_activation_alpha: Fraction | None = None
+    candidate_activation_beta: Fraction | None = None
+    clip: Fraction | None = None
     notation: Notation = field(default_factory=Notation)
 
     def __post_init__(self):
@@ -146,12 +188,28 @@ class Convention:
             raise ConventionError(f"gate_order: must be a permutation of z, r, h, got {list(self.gate_order)}")
         if self.layout is not None and self.layout not in LAYOUT_NAMES:
             raise ConventionError(f"layout: unknown value {self.layout!r} (choose from {', '.join(LAYOUT_NAMES)})")
-        if self.input_form == "concatenated" and self.reset != "before":
+        if self.concatenated and self.reset != "before":
             raise ConventionError("reset: a weight on [h, x] needs the reset before the recurrent product")
-        if self.input_form == "concatenated" and self.biases == "double":
+        if self.concatenated and self.biases == "double":
             raise ConventionError("biases: a weight on [h, x] has a single bias per gate at most")
         if self.gate_width == "scalar" and self.layout is not None:
             raise ConventionError("layout: no framework stores scalar gates")
+        for axis in PARAMETER_AXES:
+            value = getattr(self, axis)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, Fraction))):
+                raise ConventionError(f"{axis}: expected a number or none, got {value!r}")
+        if self.clip is not None and self.clip <= 0:
+            raise ConventionError(f"clip: must be positive, got {self.clip}")
+        for which in ("gate_activation", "candidate_activation"):
+            takes = ACTIVATION_PARAMETERS.get(getattr(self, which), (False, False))
+            for param, taken in zip(("alpha", "beta"), takes):
+                if getattr(self, f"{which}_{param}") is not None and not taken:
+                    raise ConventionError(f"{which}_{param}: {getattr(self, which)} takes no {param}")
+
+    @property
+    def concatenated(self) -> bool:
+        """One weight per gate on the state and the input stacked ([h, x] or [x, h])."""
+        return self.input_form != "separate"
 
     def with_changes(self, **changes) -> "Convention":
         return replace(self, **changes)
@@ -181,7 +239,7 @@ class Convention:
         """Shape of a parameter as the convention writes it (biases are flat vectors)."""
         rows = self.gate_size(param.gate, hidden)
         if param.role == "input_weight":
-            cols = inputs + hidden if self.input_form == "concatenated" else inputs
+            cols = inputs + hidden if self.concatenated else inputs
         elif param.role == "recurrent_weight":
             cols = hidden
         else:
@@ -198,7 +256,7 @@ class Convention:
     def axes(self) -> dict[str, object]:
         """The convention's axes as a plain dict (for tables, YAML and JSON)."""
         out = {}
-        for axis in (*AXES, *ARRANGEMENT_AXES):
+        for axis in (*AXES, *ARRANGEMENT_AXES, *PARAMETER_AXES):
             value = getattr(self, axis)
             out[axis] = list(value) if isinstance(value, tuple) else value
         return out

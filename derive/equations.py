@@ -121,8 +121,9 @@ def cell_equations(convention: Convention) -> CellEquations:
         return tuple(P[(role, gate)] for role in roles if (role, gate) in P)
 
     def products(gate: str, state: str) -> tuple[Product, ...]:
-        if c.input_form == "concatenated":
-            return (Product(P[("input_weight", gate)], (state, "x")),)
+        if c.concatenated:  # the stacking order is the convention's: [h, x] (Colah) or [x, h]
+            stacked = ("x", state) if c.input_form == "concatenated_xh" else (state, "x")
+            return (Product(P[("input_weight", gate)], stacked),)
         return (Product(P[("input_weight", gate)], ("x",)), Product(P[("recurrent_weight", gate)], (state,)))
 
     state = c.notation.state
@@ -137,7 +138,8 @@ def cell_equations(convention: Convention) -> CellEquations:
         quantities += [Quantity("a_" + gate, gate, role + " pre-activation"),
                        Quantity(gate, gate, role, f"through the {role} activation")]
         stages += [Affine("a_" + gate, products(gate, "h_prev"), biases(gate)),
-                   Pointwise(gate, gate_activation(c.gate_activation, unit("a_" + gate)))]
+                   Pointwise(gate, gate_activation(c.gate_activation, unit("a_" + gate), c.gate_activation_alpha,
+                                                   c.gate_activation_beta, c.clip))]
 
     if c.reset == "before":
         written = f"r ⊙ {state}" if c.notation.reset_product == "gate_first" else f"{state} ⊙ r"
@@ -160,7 +162,8 @@ def cell_equations(convention: Convention) -> CellEquations:
     keep, admit = (z, 1 - z) if c.update_rule == "z_keeps_old" else (1 - z, z)
     kept, new = _product(keep, h_prev), _product(admit, cand)
     stages += [
-        Pointwise("c", candidate_activation(c.candidate_activation, unit("a_h"))),
+        Pointwise("c", candidate_activation(c.candidate_activation, unit("a_h"), c.candidate_activation_alpha,
+                                            c.candidate_activation_beta, c.clip)),
         as_written("h", _sum(kept, new) if c.notation.update_terms == "state_first" else _sum(new, kept)),
     ]
     return CellEquations(c, tuple(quantities), tuple(stages))

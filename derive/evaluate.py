@@ -43,6 +43,15 @@ def _mp_sigmoid(a):
     return 1 / (1 + mpmath.exp(-a))
 
 
+def _np_softplus(a):
+    """log(1 + e^a) without overflow for float arrays."""
+    return np.logaddexp(0.0, np.asarray(a, dtype=float))
+
+
+def _mp_softplus(a):
+    return mpmath.log(1 + mpmath.exp(a))
+
+
 def round_half_up(value, decimals: int) -> Decimal:
     """``value`` rounded for display as a person would (ties away from zero)."""
     text = None
@@ -224,8 +233,8 @@ def to_mpf(values) -> np.ndarray:
 def _lambdified(expr: sp.Expr, names: tuple[str, ...], numeric: bool):
     symbols = [sp.Symbol(n, real=True) for n in names]
     if numeric:
-        return sp.lambdify(symbols, expr, modules=[{"sigmoid": _np_sigmoid}, "numpy"])
-    return sp.lambdify(symbols, expr, modules=[{"sigmoid": _mp_sigmoid}, "mpmath"])
+        return sp.lambdify(symbols, expr, modules=[{"sigmoid": _np_sigmoid, "softplus": _np_softplus}, "numpy"])
+    return sp.lambdify(symbols, expr, modules=[{"sigmoid": _mp_sigmoid, "softplus": _mp_softplus}, "mpmath"])
 
 
 _ENGINE_CLASSES = {cls.name: cls for cls in (ExactEngine, NumpyEngine, SymbolicEngine)}

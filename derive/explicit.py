@@ -44,7 +44,7 @@ from .equations import CellEquations, Pointwise, cell_equations
 from .errors import GrukitError
 from .evaluate import SymbolicEngine, forward
 from .expression_graph import BOUND_VARIABLE, DIGITS, ELEMENTWISE, elementwise_head, evaluate, graph_gradient
-from .functions import sigmoid
+from .functions import sigmoid, softplus
 from .layouts import named_arrays
 from .losses import LossHead, loss_term
 
@@ -97,14 +97,18 @@ def _expanded_form(convention: Convention) -> CellEquations:
     u = BOUND_VARIABLE
     logistic = elementwise_head(sp.Lambda(u, 1 / (1 + sp.exp(-u))), "logistic")
     tanh = elementwise_head(sp.Lambda(u, sp.tanh(u)), "tanh")
+    softplus_head = elementwise_head(sp.Lambda(u, sp.log(1 + sp.exp(u))), "softplus")
 
     def piecewise(pw):
         (arg,) = pw.free_symbols
-        return elementwise_head(sp.Lambda(u, pw.xreplace({arg: u})), f"clip{len(ELEMENTWISE)}")(arg)
+        # the functions inside a piece (a clipped sigmoid, ELU's exp) written out, as everywhere here
+        written = pw.xreplace({arg: u}).replace(sigmoid, lambda a: 1 / (1 + sp.exp(-a))) \
+            .replace(softplus, lambda a: sp.log(1 + sp.exp(a)))
+        return elementwise_head(sp.Lambda(u, written), f"clip{len(ELEMENTWISE)}")(arg)
 
     def rewrite(expr):
-        expr = expr.replace(sigmoid, logistic).replace(sp.tanh, tanh)
-        return expr.replace(lambda e: isinstance(e, sp.Piecewise), piecewise)
+        expr = expr.replace(lambda e: isinstance(e, sp.Piecewise), piecewise)
+        return expr.replace(sigmoid, logistic).replace(sp.tanh, tanh).replace(softplus, softplus_head)
 
     stages = tuple(Pointwise(s.target, rewrite(s.expr)) if isinstance(s, Pointwise) else s for s in eqs.stages)
     return CellEquations(eqs.convention, eqs.quantities, stages)

@@ -15,7 +15,8 @@ import numpy as np
 import sympy as sp
 
 LOSS_TYPES = {
-    "softmax_cross_entropy": "cross-entropy of softmax(W_o h_T + b_o) against a one-hot target",
+    "softmax_cross_entropy": "cross-entropy of softmax(W_o h_T + b_o) against a one-hot target; with "
+                             "targets (one per step), summed over t (sequence labelling)",
     "squared_error": "1/2 sum over t of |y_t - target_t|^2, y_t = h_t or W_o h_t + b_o",
     "weighted_sum": "sum over t of G_t . h_t (the standard probe of a layer's gradients)",
     "final_mse": "mean over units of (h_T - target)^2",

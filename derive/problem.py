@@ -19,17 +19,18 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .convention import ARRANGEMENT_AXES, AXES, GATES, Convention, ConventionError, Notation, Param
+from .convention import ARRANGEMENT_AXES, AXES, GATES, PARAMETER_AXES, Convention, ConventionError, Notation, Param
 from .errors import GrukitError
 from .layouts import LAYOUTS, Layout
 from .losses import LOSS_TYPES, LossHead
 from .presets import PRESETS
 
-PROBLEM_KEYS = ("title", "description", "convention", "inputs", "h0", "weights", "loss", "learning_rate")
-CONVENTION_KEYS = ("name", "description", "source", "preset", "notation", *AXES, *ARRANGEMENT_AXES)
+PROBLEM_KEYS = ("title", "description", "convention", "inputs", "h0", "weights", "loss", "learning_rate",
+                "observed")
+CONVENTION_KEYS = ("name", "description", "source", "preset", "notation", *AXES, *ARRANGEMENT_AXES, *PARAMETER_AXES)
 CONVENTION_SUFFIXES = (".yaml", ".yml")
 LOSS_KEYS = {
-    "softmax_cross_entropy": {"type", "W_o", "b_o", "target"},
+    "softmax_cross_entropy": {"type", "W_o", "b_o", "target", "targets"},
     "squared_error": {"type", "W_o", "b_o", "targets"},
     "weighted_sum": {"type", "G"},
     "final_mse": {"type", "target"},
@@ -88,6 +89,7 @@ class Problem:
     layout: str | None = None  # the framework layout the weights came in, if any
     loss: LossHead | None = None
     learning_rate: Fraction | None = None
+    observed: object = None  # the ``observed`` mapping as written; derive/identify.py checks and reads it
 
     @property
     def steps(self) -> int:
@@ -190,6 +192,9 @@ def convention_from_mapping(data, file: str, field: str, default_name: str) -> C
         if not isinstance(changes["gate_order"], list):
             raise GrukitError(f"{at('gate_order')}: expected a list such as [z, r, h]")
         changes["gate_order"] = tuple(changes["gate_order"])
+    for key in PARAMETER_AXES:  # a number (read exactly) or none
+        if key in data:
+            changes[key] = None if data[key] is None else to_number(data[key], at(key))
     for key in ("name", "description", "source"):
         if key in data:
             changes[key] = str(data[key])
@@ -209,7 +214,7 @@ def derived_description(preset: str, base: Convention, changes: dict) -> str:
     z_admits_new (h_t = (1 - z) * h_{t-1} + z * candidate)``; the preset's own description when
     it changed nothing."""
     parts = []
-    for axis in (*AXES, *ARRANGEMENT_AXES):
+    for axis in (*AXES, *ARRANGEMENT_AXES, *PARAMETER_AXES):
         if axis in changes and changes[axis] != getattr(base, axis):
             value = changes[axis]
             shown = ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
@@ -382,6 +387,11 @@ def parse_loss(spec, problem: Problem, where: str) -> LossHead:
     if kind == "softmax_cross_entropy":
         if W_o is None:
             raise GrukitError(f"{where}.W_o: missing (softmax_cross_entropy needs an output layer)")
+        if "targets" in spec:  # one target per step: cross-entropy summed over t (sequence labelling)
+            if "target" in spec or not isinstance(spec["targets"], list) or len(spec["targets"]) != T:
+                raise GrukitError(f"{where}.targets: expected {T} targets (one per step), or 'target' alone")
+            return LossHead(kind, tuple(range(T)), tuple(_class_target(y, O, f"{where}.targets[{t}]")
+                                                         for t, y in enumerate(spec["targets"])), W_o, b_o)
         return LossHead(kind, (T - 1,), (_class_target(spec.get("target"), O, f"{where}.target"),), W_o, b_o)
     if kind == "squared_error":
         if "targets" not in spec:
@@ -458,7 +468,8 @@ def problem_from_mapping(data, path: Path) -> Problem:
         lr = to_number(data["learning_rate"], f"{path}: learning_rate")
     problem = Problem(path, conv, inputs, h0, params, title=str(data.get("title") or ""),
                       description=str(data.get("description") or ""),
-                      layout=source.layout.name if source.layout else None, learning_rate=lr)
+                      layout=source.layout.name if source.layout else None, learning_rate=lr,
+                      observed=data.get("observed"))
     if data.get("loss") is not None:
         problem.loss = parse_loss(data["loss"], problem, f"{path}: loss")
     return problem

@@ -18,7 +18,7 @@ import sympy as sp
 
 from grukit.codegen import docs
 from grukit.derive import evaluate, explicit, losses, problem
-from grukit.derive.convention import ARRANGEMENT_AXES, AXES, Convention, ConventionError, Param
+from grukit.derive.convention import ARRANGEMENT_AXES, AXES, PARAMETER_AXES, Convention, ConventionError, Param
 from grukit.derive.layouts import LAYOUTS, named_arrays
 from grukit.derive.presets import PRESETS
 from random_problems import random_problem
@@ -57,7 +57,7 @@ def test_loss_head_keeps_only_its_data():
 def test_every_axis_field_is_in_the_tables():
     non_axes = {"name", "description", "source", "notation"}
     fields = [f for f in Convention.__dataclass_fields__ if f not in non_axes]
-    assert fields == [*AXES, *ARRANGEMENT_AXES]
+    assert fields == [*AXES, *ARRANGEMENT_AXES, *PARAMETER_AXES]
     assert list(Convention("c").axes()) == fields
     assert set(problem.CONVENTION_KEYS) >= set(fields)
     assert not hasattr(problem, "CONVENTION_AXES")
