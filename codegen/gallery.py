@@ -30,7 +30,8 @@ EXTRA_GALLERY = (
 
 
 def gallery_entries(examples: Path) -> list[GalleryEntry]:
-    entries = [GalleryEntry(p.stem, p.name, caption="") for p in sorted(examples.glob("*.yaml"))]
+    entries = [GalleryEntry(p.stem, p.name, caption="") for p in sorted(examples.glob("*.yaml"))
+               if not p.name.endswith("-claims.yaml")]  # claims files are audits of a problem, not problems
     names = {e.source for e in entries}
     for extra in EXTRA_GALLERY:
         if extra.generated or extra.source in names:
