@@ -1,3 +1,15 @@
 """grukit: GRU conventions as data; one SymPy derivation, many emitters."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # `from grukit import kernels`: the kernels API lives in codegen/kernels.py (the layout is fixed:
+    # derive/, codegen/, generated/), imported only when asked for, so `import grukit` stays light.
+    if name == "kernels":
+        import importlib
+
+        module = importlib.import_module("grukit.codegen.kernels")
+        globals()["kernels"] = module
+        return module
+    raise AttributeError(f"module 'grukit' has no attribute {name!r}")

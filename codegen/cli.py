@@ -14,16 +14,13 @@ import sys
 import numpy as np
 
 from grukit import __version__
+from grukit.codegen.text_output import STEP_KEYS, format_row
 from grukit.derive.errors import GrukitError
 
-STEP_KEYS = (("z", "z"), ("r", "r"), ("candidate", "c"), ("h", "h"))
 ENGINE_CHOICES = ("exact", "numpy")
 """:data:`grukit.derive.evaluate.ENGINES`, written out so that the parser needs no mpmath (a test
 checks that the two agree)."""
 
-
-def _fmt(values, digits: int = 6) -> str:
-    return "[" + ", ".join(f"{float(v): .{digits}f}" for v in np.ravel(values)) + "]"
 
 
 # --- conventions ------------------------------------------------------------------------------
@@ -84,30 +81,40 @@ def print_convention(conv) -> None:
 # --- forward and grad -------------------------------------------------------------------------
 
 def cmd_forward(args) -> int:
-    from grukit.derive.problem import load_problem
+    from grukit.derive.layer_problem import LayerProblem, load_any
     from grukit.derive.solve import as_floats, solve
 
-    problem = load_problem(args.problem)
+    problem = load_any(args.problem)
+    if isinstance(problem, LayerProblem):  # batches, directions, layers, lengths, model files
+        from grukit.codegen.layer_cli import forward_layers
+
+        return forward_layers(problem, args)
     sol = solve(problem, args.engine)
     if args.json:
         steps = [{key: as_floats(tr.values[name]) for key, name in STEP_KEYS} for tr in sol.traces]
-        print(json.dumps({"convention": problem.convention.name, "steps": steps}))
+        states = [as_floats(tr.values["h"]) for tr in sol.traces]  # one sequence, one layer: B = 1
+        print(json.dumps({"convention": problem.convention.name, "steps": steps,
+                          "outputs": [states], "h_n": [[states[-1]]]}))
         return 0
     print(f"{problem.path}: convention {problem.convention.name}, T={problem.steps}, "
           f"D={problem.input_size}, H={problem.hidden_size}, engine {args.engine}")
     for t, tr in enumerate(sol.traces, start=1):
         print(f"t = {t}")
         for key, name in STEP_KEYS:
-            print(f"  {key:<10} {_fmt(tr.values[name])}")
+            print(f"  {key:<10} {format_row(tr.values[name])}")
     return 0
 
 
 def cmd_grad(args) -> int:
     """Exit status 0, or 1 when ``--check`` finds a difference beyond the engine's tolerance."""
-    from grukit.derive.problem import load_problem
+    from grukit.derive.layer_problem import LayerProblem, load_any
     from grukit.derive.solve import as_floats, solve
 
-    problem = load_problem(args.problem)
+    problem = load_any(args.problem)
+    if isinstance(problem, LayerProblem):
+        from grukit.codegen.layer_cli import grad_layers
+
+        return grad_layers(problem, args)
     if args.check:  # refuse a problem too large for the expanded form before any work
         from grukit.derive.explicit import check_size
 
@@ -134,7 +141,7 @@ def cmd_grad(args) -> int:
         arr = np.asarray(value)
         print(f"dL/d{name} {arr.shape}:")
         for row in np.atleast_2d(arr):
-            print("   " + _fmt(row, 8))
+            print("   " + format_row(row, 8))
     if check is not None:
         print(check_line(check, sol.engine.accuracy))
     return status
@@ -166,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("grad", cmd_grad, "every gradient of a problem's loss (BPTT)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("problem", help="problem YAML file")
-        p.add_argument("--engine", choices=ENGINE_CHOICES, default="exact")
+        p.add_argument("--engine", choices=ENGINE_CHOICES + ("numba",), default="exact")
         p.add_argument("--json", action="store_true", help="one JSON object on stdout")
         if name == "grad":
             p.add_argument("--check", action="store_true",
@@ -174,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "the two agree to the engine's accuracy (exit status 1 if not)")
         p.set_defaults(func=func)
 
-    from grukit.codegen import sheet_cli
+    from grukit.codegen import audit_cli, kernel_cli, sheet_cli
 
     sheet_cli.add_commands(sub)
+    kernel_cli.add_commands(sub)
+    audit_cli.add_commands(sub)
     return parser
 
 
