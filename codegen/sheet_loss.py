@@ -82,14 +82,18 @@ def loss_statement(w: SheetWriter) -> list:
     return segs
 
 
+def _worked_loss_steps(w: SheetWriter):
+    """(index among the loss terms, its values, 1-based step) of each loss term the sheet works."""
+    for i, s in enumerate(w.sol.gradient.head.steps):
+        if s.step in w.worked:
+            yield i, s, s.step + 1
+
+
 def loss_part(w: SheetWriter) -> Part:
     values = w.sol.gradient.head
     head = w.head
     groups = []
-    for i, s in enumerate(values.steps):
-        if s.step not in w.worked:
-            continue
-        T1 = s.step + 1
+    for i, s, T1 in _worked_loss_steps(w):
         blocks = []
         o_vec, _ = _out_names(w, T1)
         h = w.sol.traces[s.step].values["h"]
@@ -136,13 +140,9 @@ def _step_prefix(w: SheetWriter, T1: int) -> str:
 
 
 def output_backward_part(w: SheetWriter) -> Part:
-    values = w.sol.gradient.head
     head = w.head
     groups = []
-    for i, s in enumerate(values.steps):
-        if s.step not in w.worked:
-            continue
-        T1 = s.step + 1
+    for i, s, T1 in _worked_loss_steps(w):
         o_vec, _ = _out_names(w, T1)
         _, o_syms, y_syms, names = _symbol_names(w, T1, len(s.output))
         num_names = _number_names(w, o_syms, s.output) | _number_names(w, y_syms, head.targets[i])

@@ -22,12 +22,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from .errors import GrukitError
 from .evaluate import engine
 from .names import NameTable
-from .problem import ExactLoader, Problem, load_problem, problem_from_mapping
+from .problem import ExactLoader, Problem, load_problem, parse_yaml, problem_from_mapping
 from .replay import Walk
 
 CLAIMS_KEYS = ("title", "description", "problem", "decimals", "claims")
@@ -63,12 +62,7 @@ LiteralLoader.add_constructor("tag:yaml.org,2002:int", _printed)
 
 
 def load_literal(text: str, where: str) -> object:
-    try:
-        return yaml.load(text, Loader=LiteralLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark else ""
-        raise GrukitError(f"{where}: not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+    return parse_yaml(text, LiteralLoader, where)
 
 
 def exact(data):

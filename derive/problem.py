@@ -67,12 +67,17 @@ def load_yaml(path: Path) -> object:
         text = path.read_text()
     except OSError as exc:
         raise GrukitError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_yaml(text, ExactLoader, str(path))
+
+
+def parse_yaml(text: str, loader: type, where: str) -> object:
+    """``text`` read safely with ``loader`` (a SafeLoader subclass); bad YAML is a one-line error."""
     try:
-        return yaml.load(text, Loader=ExactLoader)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise GrukitError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        line = f" (line {mark.line + 1})" if mark else ""
+        raise GrukitError(f"{where}: not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
 
 
 @dataclass
