@@ -29,9 +29,13 @@ EXTRA_GALLERY = (
 )
 
 
+def example_problems(examples: Path) -> list[Path]:
+    """The problem files of an examples folder (claims files audit a problem; they are not one)."""
+    return [p for p in sorted(examples.glob("*.yaml")) if not p.name.endswith("-claims.yaml")]
+
+
 def gallery_entries(examples: Path) -> list[GalleryEntry]:
-    entries = [GalleryEntry(p.stem, p.name, caption="") for p in sorted(examples.glob("*.yaml"))
-               if not p.name.endswith("-claims.yaml")]  # claims files are audits of a problem, not problems
+    entries = [GalleryEntry(p.stem, p.name, caption="") for p in example_problems(examples)]
     names = {e.source for e in entries}
     for extra in EXTRA_GALLERY:
         if extra.generated or extra.source in names:

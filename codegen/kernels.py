@@ -57,7 +57,6 @@ class _BlasThreads:
         self.step_threads = 1
         self.libs: dict[str, tuple] = {}
         self._found = False
-        self._saved: list = []
 
     def _find(self) -> None:
         self._found = True

@@ -52,10 +52,6 @@ class Reparameterization:
     factors: dict[str, Fraction] = field(default_factory=dict)
     conditions: list[str] = field(default_factory=list)
 
-    @property
-    def identity(self) -> bool:
-        return not self.steps
-
     def text(self) -> str:
         return "; ".join(self.steps) if self.steps else "none (the same weights)"
 

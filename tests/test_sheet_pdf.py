@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grukit.codegen.gallery import example_problems
 from grukit.derive.problem import load_problem
 from grukit.derive.solve import solve
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted(p for p in (ROOT / "docs" / "examples").glob("*.yaml") if not p.name.endswith("-claims.yaml"))
+EXAMPLES = example_problems(ROOT / "docs" / "examples")
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pdflatex") is None or shutil.which("pdftotext") is None,
