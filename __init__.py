@@ -4,12 +4,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # `from grukit import kernels`: the kernels API lives in codegen/kernels.py (the layout is fixed:
+    # `from grukit import kernels`: the kernels API lives in codegen/kernels/api.py (the layout is fixed:
     # derive/, codegen/, generated/), imported only when asked for, so `import grukit` stays light.
     if name == "kernels":
         import importlib
 
-        module = importlib.import_module("grukit.codegen.kernels")
+        module = importlib.import_module("grukit.codegen.kernels.api")
         globals()["kernels"] = module
         return module
     raise AttributeError(f"module 'grukit' has no attribute {name!r}")

@@ -1,27 +1,25 @@
 """docs/conventions.md, generated from the preset registry.
 
-``python -m grukit.codegen.docs`` rewrites the file; ``--check`` exits 1 (and prints a diff) when
-the file on disk differs from what the registry renders. Everything in the page is read from
-:data:`grukit.derive.presets.PRESETS`, the axis tables of :mod:`grukit.derive.convention`, the stage
+``grukit docs`` rewrites the file; ``grukit docs --check`` exits 1 (and prints a diff) when the
+file on disk differs from what the registry renders. Everything in the page is read from
+:data:`grukit.derive.cell.presets.PRESETS`, the axis tables of :mod:`grukit.derive.cell.convention`, the stage
 list and the layouts: the table of axes, each preset's equations (printed by
 :func:`grukit.codegen.latex.compact_equations`) and its parameter names and shapes, so the page cannot
 drift from the code without ``--check`` (and the test suite) noticing.
 """
 from __future__ import annotations
 
-import argparse
 import difflib
-import sys
 from pathlib import Path
 
 import sympy as sp
 
 from grukit.codegen.latex import compact_equations
 from grukit.codegen.render import render
-from grukit.derive.convention import ARRANGEMENT_AXES, AXES, GATES, LAYOUT_NAMES, PARAMETER_AXES, Convention
-from grukit.derive.equations import cell_equations
-from grukit.derive.layouts import LAYOUTS
-from grukit.derive.presets import PRESETS
+from grukit.derive.cell.convention import ARRANGEMENT_AXES, AXES, GATES, LAYOUT_NAMES, PARAMETER_AXES, Convention
+from grukit.derive.cell.equations import cell_equations
+from grukit.derive.cell.layouts import LAYOUTS
+from grukit.derive.cell.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "conventions.md"
@@ -95,26 +93,18 @@ def diff(current: str, fresh: str, path: Path = OUTPUT) -> str:
                                         f"{path} (on disk)", f"{path} (from the registry)"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m grukit.codegen.docs",
-                                     description="Rewrite docs/conventions.md from the preset registry.")
-    parser.add_argument("--check", action="store_true", help="exit 1 with a diff if the file is stale")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help=f"where to write (default {OUTPUT})")
-    args = parser.parse_args(argv)
+def stale(path: Path = OUTPUT) -> str | None:
+    """A diff saying how ``path`` differs from what the registry renders, or None when it does not."""
     fresh = render_conventions()
-    current = args.output.read_text() if args.output.exists() else ""
-    if args.check:
-        if current == fresh:
-            return 0
-        sys.stdout.write(diff(current, fresh, args.output) or f"{args.output}: missing\n")
-        print(f"{args.output} is stale: run `python -m grukit.codegen.docs`", file=sys.stderr)
-        return 1
-    if current != fresh:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(fresh)
-        print(f"wrote {args.output}")
-    return 0
+    current = path.read_text() if path.exists() else ""
+    return None if current == fresh else (diff(current, fresh, path) or f"{path}: missing\n")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def write(path: Path = OUTPUT) -> bool:
+    """Rewrite ``path`` from the registry; whether it changed."""
+    fresh = render_conventions()
+    if path.exists() and path.read_text() == fresh:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(fresh)
+    return True

@@ -3,19 +3,23 @@
 Per-unit symbols are printed as the convention's vector names (``z_{t}``, ``\\tilde{h}_{t}``,
 ``s_{t-1}`` ...), products of vectors as ``\\odot`` and matrix products by juxtaposition in the
 convention's orientation (``W_z x_t`` or ``x_t U^{z}``). Nothing here derives anything: it prints
-what :mod:`grukit.derive.equations` and :mod:`grukit.derive.backward` built.
+what :mod:`grukit.derive.cell.equations` and :mod:`grukit.derive.cell.records` built.
 """
 from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from grukit.codegen.sheet_numbers import restyle
-from grukit.derive.backward import (
-    BackwardRecords, BiasRecord, LocalRecord, SumRecord, TransposedRecord, WeightRecord,
+from grukit.derive.cell.convention import Convention, Param
+from grukit.derive.cell.equations import Affine, CellEquations, Pointwise
+from grukit.derive.cell.records import (
+    BackwardRecords,
+    BiasRecord,
+    LocalRecord,
+    SumRecord,
+    TransposedRecord,
+    WeightRecord,
 )
-from grukit.derive.convention import Convention, Param
-from grukit.derive.equations import Affine, CellEquations, Pointwise
 
 
 def step_tex(t, offset: int = 0) -> str:
@@ -54,13 +58,14 @@ def adjoint_tex(conv: Convention, name: str, t="t") -> str:
 
 
 class GruLatexPrinter(LatexPrinter):
-    """``LatexPrinter`` with elementwise products shown as ``\\odot`` (``product``) and a number written
-    in place of a symbol (a sheet's number token) styled by where it stands: a later term of a sum
-    carries its sign as the operator (``a - 0.3``, never ``a + -0.3``), a factor is parenthesised
-    when negative, a function's argument is written plain.
+    """``LatexPrinter`` with elementwise products shown as ``\\odot`` (``product``). A subclass whose
+    names may stand for numbers (a sheet's number tokens) says so through :meth:`restyle`, and each
+    number is then styled by where it stands: a later term of a sum carries its sign as the operator
+    (``a - 0.3``, never ``a + -0.3``), a factor is parenthesised when negative, a function's argument
+    is written plain.
 
     ``order="none"`` prints a sum's terms and a product's factors in the order the expression holds
-    them: a stage's written form (:attr:`~grukit.derive.equations.Pointwise.written`) comes out as
+    them: a stage's written form (:attr:`~grukit.derive.cell.equations.Pointwise.written`) comes out as
     the convention's source writes it, not in SymPy's canonical order.
     """
 
@@ -81,25 +86,29 @@ class GruLatexPrinter(LatexPrinter):
         finally:
             self._parents.pop()
 
+    def restyle(self, tex: str, style: str) -> str | None:
+        """``tex`` in ``style`` when the name stands for one number, else None: never, for names."""
+        return None
+
     def _number(self, expr, style: str) -> str | None:
         """The number token standing for ``expr`` in ``style``, or None when it is not one."""
         if not isinstance(expr, sp.Symbol):
             return None
         tex = self._settings["symbol_names"].get(expr)
-        return None if tex is None else restyle(tex, style)
+        return None if tex is None else self.restyle(tex, style)
 
     def _scalar(self, expr) -> bool:
         """Whether ``expr`` stands for one number: every symbol in it is a number token."""
         names = self._settings["symbol_names"]
         return bool(expr.free_symbols) and all(
-            restyle(names.get(s, ""), "v") is not None for s in expr.free_symbols)
+            self.restyle(names.get(s, ""), "v") is not None for s in expr.free_symbols)
 
     def _print_Symbol(self, expr, style="plain"):
         tex = self._settings["symbol_names"].get(expr)
         if tex is None:
             return super()._print_Symbol(expr, style)
         parent = self._parents[-2] if len(self._parents) > 1 else None
-        number = restyle(tex, "f" if isinstance(parent, (sp.Mul, sp.Pow)) else "v")
+        number = self.restyle(tex, "f" if isinstance(parent, (sp.Mul, sp.Pow)) else "v")
         return tex if number is None else number
 
     def _print_Add(self, expr, order=None):
@@ -153,10 +162,11 @@ class GruLatexPrinter(LatexPrinter):
         return self._print(coeff) + " " + body
 
 
-def scalar_tex(expr: sp.Expr, names: dict[sp.Symbol, str], product: str = r"\cdot") -> str:
+def scalar_tex(expr: sp.Expr, names: dict[sp.Symbol, str], product: str = r"\cdot",
+               printer: type[GruLatexPrinter] = GruLatexPrinter) -> str:
     """A scalar formula (a loss term, a softmax probability) with its symbols named (products
     juxtaposed: ``product=""``) or numbers in their place (products with ``\\cdot``)."""
-    return GruLatexPrinter(names, product=product).doprint(expr)
+    return printer(names, product=product).doprint(expr)
 
 
 def _names(conv: Convention, t, extra: dict[str, str] | None = None) -> dict[sp.Symbol, str]:
@@ -195,16 +205,17 @@ def affine_terms(conv: Convention, stage: Affine, t="t", inline: dict[str, str] 
 
 
 def pointwise_tex(conv: Convention, expr: sp.Expr, t="t", inline: dict[str, str] | None = None,
-                  parenthesize: frozenset = frozenset(), order: str | None = None) -> str:
+                  parenthesize: frozenset = frozenset(), order: str | None = None,
+                  printer: type[GruLatexPrinter] = GruLatexPrinter) -> str:
     names = _names(conv, t, inline)
     syms = frozenset(sp.Symbol(n, real=True) for n in parenthesize)
-    return GruLatexPrinter(names, syms, order).doprint(expr)
+    return printer(names, syms, order).doprint(expr)
 
 
 def written_tex(conv: Convention, stage: Pointwise, t="t", inline: dict[str, str] | None = None,
-                parenthesize: frozenset = frozenset()) -> str:
+                parenthesize: frozenset = frozenset(), printer: type[GruLatexPrinter] = GruLatexPrinter) -> str:
     """A pointwise stage's formula as its convention's source writes it (terms in the source's order)."""
-    return pointwise_tex(conv, stage.written, t, inline, parenthesize, order="none")
+    return pointwise_tex(conv, stage.written, t, inline, parenthesize, order="none", printer=printer)
 
 
 def stage_equations(eqs: CellEquations, t="t") -> list[tuple[str, str]]:

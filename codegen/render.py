@@ -37,7 +37,7 @@ r"""Every ASCII character that pdflatex's default text font (OT1) does not print
 prints it. ``\ { } $ & # %`` are TeX syntax; OT1 has no ``< > |`` (they come out as ``¡ ¿ —``);
 ``' ` "`` become curly quotes and ``~ ^ _`` accents or a rule (and :func:`escape_tex` keeps ``--``
 from becoming a dash). The typewriter font (cmtt) has the straight glyphs; the TS1 (textcomp) symbols would need
-bitmap fonts made at run time. ``tests/test_sheet_text.py`` puts every character through pdflatex and
+bitmap fonts made at run time. ``tests/sheets/test_text.py`` puts every character through pdflatex and
 pdftotext."""
 
 

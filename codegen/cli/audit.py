@@ -1,0 +1,118 @@
+"""The audit subcommands: ``verify``, ``names``, ``identify``, ``compare`` and ``convert``.
+
+They answer "is this right?" about worked examples, observed outputs and weight files from the same
+equations and records as everything else (``derive/audit/verify.py``, ``derive/audit/identify.py``,
+``derive/audit/compare.py``, ``derive/audit/convert.py``); this module only parses arguments and prints.
+Registering them imports nothing heavy: each command imports what it needs when it runs.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from grukit.codegen.cli.audit_text import print_audit, print_comparison, print_identification, print_names
+from grukit.codegen.output import write_atomic
+from grukit.derive.audit.audit import audit
+from grukit.derive.audit.claims import load_claims, load_literal
+from grukit.derive.audit.compare import compare
+from grukit.derive.audit.convert import convert
+from grukit.derive.audit.identify import as_data as identification_data
+from grukit.derive.audit.identify import identify
+from grukit.derive.audit.names import NameTable
+from grukit.derive.audit.replay import Walk
+from grukit.derive.audit.verify import as_data as audit_data
+from grukit.derive.errors import GrukitError
+from grukit.derive.files.convention_file import named_convention
+from grukit.derive.files.problem_file import load_problem
+from grukit.derive.numeric.evaluate import engine
+
+
+def cmd_verify(args) -> int:
+    """Exit status 1 when a claim is wrong, else 0."""
+
+    data = audit_data(audit(load_claims(args.claims)))
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print_audit(data)
+    return 1 if data["wrong"] else 0
+
+
+def cmd_names(args) -> int:
+
+    path = Path(args.file)
+    data = load_literal(path.read_text() if path.is_file() else "", str(path))
+    if isinstance(data, dict) and "claims" in data:
+
+        problem = load_claims(path).problem
+    else:
+        problem = load_problem(path)
+    rows = NameTable(Walk(problem, engine("numpy"))).rows()
+    if args.json:
+        print(json.dumps([{"name": r.name, "shape": list(r.shape), "what": r.what, "inputs": list(r.inputs),
+                           "spellings": list(r.spellings)} for r in rows]))
+    else:
+        print_names(problem, rows)
+    return 0
+
+
+def cmd_identify(args) -> int:
+
+    data = identification_data(identify(args.file))
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print_identification(args.file, data, args.top)
+    return 0
+
+
+def cmd_compare(args) -> int:
+
+    a = named_convention(args.a, "compare: A")
+    b = named_convention(args.b, "compare: B")
+    result = compare(a, b)
+    if args.write:
+        _write_counterexample(Path(args.write), result.counterexample)
+    if args.json:
+        print(json.dumps({"a": a.name, "b": b.name, "equivalent": result.equivalent, "relation": result.relation,
+                          "reparameterization": result.reparameterization, "weights": result.weights or None,
+                          "proof": result.proof, "counterexample": result.counterexample,
+                          "final_states": list(result.states) if result.states else None}))
+    else:
+        print_comparison(result)
+    return 0
+
+
+def _write_counterexample(folder: Path, example) -> None:
+
+
+    if example is None:
+        raise GrukitError(f"--write {folder}: the conventions are equivalent, there is no counterexample to write")
+    for side in ("a", "b"):
+        text = yaml.safe_dump(example[side], sort_keys=False, default_flow_style=None)
+        write_atomic(folder / f"{side}.yaml", text.encode())
+        print(f"wrote {folder / f'{side}.yaml'}")
+
+
+def cmd_convert(args) -> int:
+
+
+    out = Path(args.output)
+    if out.suffix != ".npz":
+        raise GrukitError(f"{out}: the output must be an .npz file")
+    source = named_convention(args.source, "convert: --from")
+    target = named_convention(args.target, "convert: --to")
+    result = convert(source, target, Path(args.input))
+    buffer = io.BytesIO()
+    np.savez(buffer, **result.arrays)
+    write_atomic(out, buffer.getvalue())
+    D, H = result.sizes
+    print(f"wrote {out}: {source.name} -> {target.name}, D = {D}, H = {H}; {result.rep.text()}")
+    print("  arrays: " + ", ".join(f"{n} {'x'.join(map(str, a.shape))} {a.dtype}" for n, a in result.arrays.items()))
+    for note in result.notes:
+        print(f"  {note}")
+    return 0

@@ -1,0 +1,165 @@
+"""The ``grukit`` command line's arguments: every subcommand, its options and the function that runs it.
+
+Only this package parses arguments. Building the parser imports nothing heavy -- each command names
+the function that runs it as ``"module:function"`` inside :mod:`grukit.codegen.cli`, imported by
+:func:`grukit.codegen.cli.main.main` only when that command runs -- so ``grukit --help``,
+``--version`` and ``grukit conventions`` start as fast as NumPy does.
+"""
+from __future__ import annotations
+
+import argparse
+
+from grukit import __version__
+from grukit.codegen.sheets.options import DEFAULT_DECIMALS, DEFAULT_OUTPUT, PROBLEM_FORMATS, ROUNDINGS
+
+ENGINE_CHOICES = ("exact", "numpy", "numba")
+""":data:`grukit.derive.numeric.evaluate.ENGINES`, written out so that the parser needs no mpmath (a test
+checks that the two agree)."""
+
+DESCRIPTION = "grukit: GRU conventions as data; one SymPy derivation, many emitters."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grukit", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"grukit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _cell_commands(sub)
+    _sheets_commands(sub)
+    _kernels_commands(sub)
+    _audit_commands(sub)
+    return parser
+
+
+def _cell_commands(sub) -> None:
+    p = sub.add_parser("conventions", help="list the built-in conventions or show one's equations")
+    p.add_argument("name", nargs="?", help="a preset name or a convention .yaml file")
+    p.add_argument("--latex", action="store_true", help="print the equations as LaTeX")
+    p.set_defaults(run="conventions:cmd_conventions")
+
+    for name, text in (("forward", "evaluate a problem's forward pass"),
+                       ("grad", "every gradient of a problem's loss (BPTT)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("problem", help="problem YAML file")
+        p.add_argument("--engine", choices=ENGINE_CHOICES, default="exact",
+                       help="exact (60 digits), numpy (float64) or numba (the generated float64 kernels)")
+        p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+        if name == "grad":
+            p.add_argument("--check", action="store_true",
+                           help="also differentiate the fully expanded loss (small problems) and say whether "
+                                "the two agree to the engine's accuracy (exit status 1 if not)")
+        p.set_defaults(run=f"cell:cmd_{name}")
+
+
+def _sheets_commands(sub) -> None:
+    """Register the sheet commands on the CLI's subparsers (light: see :mod:`grukit.codegen.sheets.options`)."""
+
+    p = sub.add_parser("sheet", help="worked solution sheet of a problem (PDF, LaTeX or Markdown)",
+                       description="Write the worked solution sheet of a problem: every stage of every time "
+                                   "step with its numbers, the loss, the backward pass, a summary of all "
+                                   "gradients and one update.")
+    p.add_argument("problem", nargs="?", help="problem YAML file (default: the built-in course-notes example)")
+    p.add_argument("-o", "--output", default=DEFAULT_OUTPUT,
+                   help=f"output file ending in .pdf, .tex or .md (default: {DEFAULT_OUTPUT})")
+    p.add_argument("--decimals", type=int, default=DEFAULT_DECIMALS,
+                   help=f"decimals shown (default {DEFAULT_DECIMALS})")
+    p.add_argument("--rounding", choices=ROUNDINGS, default="exact",
+                   help="exact: exact values, rounded for display; stepwise: round every intermediate "
+                        "value and reuse it (a hand calculation), marking departures from exact")
+    p.add_argument("--forward-only", action="store_true", help="the forward pass and the loss only")
+    p.add_argument("--questions-only", action="store_true", help="the question sheet (data, no answers)")
+    p.add_argument("--steps", metavar="SPEC", help="time steps worked in full, e.g. 1-3,last or all (default: "
+                   "all of up to 10 steps, else 1-3,last); the sums and the summary cover every step")
+    p.add_argument("--cell", metavar="LAYER,DIRECTION",
+                   help="for a multi-layer or bidirectional problem: the cell the sheet works, e.g. 1,reverse "
+                        "(layers count from 0)")
+    p.add_argument("--sequence", type=int, default=0, metavar="B",
+                   help="for a batch: the sequence the sheet works (from 0; default 0)")
+    p.add_argument("--gallery", metavar="DOCS",
+                   help="regenerate DOCS/sheets/ and DOCS/gallery.md from DOCS/examples/*.yaml")
+    p.set_defaults(run="sheets:cmd_sheet")
+
+    p = sub.add_parser("problem", help="instructor mode: random problems with question and solution sheets",
+                       description="Write K random problems with short decimals, each as problem YAML, a "
+                                   "question sheet and a solution sheet. The same settings give the same bytes.")
+    p.add_argument("--convention", required=True,
+                   help="a preset name (see `grukit conventions`) or a convention .yaml file")
+    p.add_argument("--dims", default="2x3", help="input and hidden size as DxH (default 2x3)")
+    p.add_argument("--steps", type=int, default=2, help="time steps T (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--variants", type=int, default=1, help="how many problems K (default 1)")
+    p.add_argument("-o", "--output", default=".", help="output folder (default: the current folder)")
+    p.add_argument("--format", choices=PROBLEM_FORMATS, default="tex", help="sheet format (default tex)")
+    p.add_argument("--decimals", type=int, default=DEFAULT_DECIMALS,
+                   help=f"decimals shown on the sheets (default {DEFAULT_DECIMALS})")
+    p.set_defaults(run="sheets:cmd_problem")
+
+
+def _kernels_commands(sub) -> None:
+    p = sub.add_parser("codegen", help="render the Numba kernels of the presets into generated/",
+                       description="Render one kernel module per convention and dtype from the stage list and "
+                                   "the backward records, through codegen/templates/kernel.py.j2.")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--convention", help="one preset (default: all)")
+    which.add_argument("--all", action="store_true", help="every preset (the default)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help="regenerate in memory; exit 1 with a unified diff if any file differs")
+    mode.add_argument("--update", action="store_true", help="rewrite the files that differ (the default)")
+    p.add_argument("--output", help="folder to write or check (default: the package's generated/)")
+    p.set_defaults(run="kernels:cmd_codegen")
+
+    p = sub.add_parser("bench", help="time the kernels against PyTorch, ONNX Runtime and NumPy",
+                       description="Time the generated kernels against PyTorch (nn.GRU), ONNX Runtime (GRU) and "
+                                   "the NumPy engine in one process, in interleaved rounds, float32 and float64; "
+                                   "write docs/benchmarks.md and its plot.")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--quick", action="store_true",
+                   help="two small sizes, few rounds (a smoke test; writes no report unless --output)")
+    p.add_argument("--output", help="the Markdown report to write, with its .json and .png beside it "
+                                    "(default: docs/benchmarks.md; '-' for none)")
+    p.add_argument("--no-plot", action="store_true", help="skip the plot (matplotlib)")
+    p.add_argument("--render", metavar="JSON", help="rewrite the report from a saved run's JSON (no timing)")
+    p.set_defaults(run="kernels:cmd_bench")
+
+    p = sub.add_parser("docs", help="rewrite docs/conventions.md from the preset registry",
+                       description="Rewrite docs/conventions.md (the conventions page) from the preset registry.")
+    p.add_argument("--check", action="store_true", help="exit 1 with a diff if the file is stale")
+    p.add_argument("--output", help="where to write (default: the repository's docs/conventions.md)")
+    p.set_defaults(run="kernels:cmd_docs")
+
+
+def _audit_commands(sub) -> None:
+    p = sub.add_parser("verify", help="check every number a worked example claims, and diagnose the wrong ones",
+                       description="Check a claims file (problem + the numbers a worked example prints) number by "
+                                   "number: ok, rounding, propagated or wrong, and what explains each wrong one. "
+                                   "Exit status 1 if any claim is wrong.")
+    p.add_argument("claims", help="claims YAML file")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(run="audit:cmd_verify")
+
+    p = sub.add_parser("names", help="the names a claims file may use for a problem's numbers, with shapes")
+    p.add_argument("file", help="problem or claims YAML file")
+    p.add_argument("--json", action="store_true", help="one JSON list on stdout")
+    p.set_defaults(run="audit:cmd_names")
+
+    p = sub.add_parser("identify", help="rank every convention (and misreading) of the weights by how well it "
+                                        "reproduces observed outputs")
+    p.add_argument("file", help="problem file with observed: {h: ...} or {h_last: ...}, or a claims file")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--top", type=int, default=10, help="how many readings to list (default 10)")
+    p.set_defaults(run="audit:cmd_identify")
+
+    p = sub.add_parser("compare", help="prove two conventions equal (maybe under a reparameterization) or give "
+                                       "a counterexample")
+    p.add_argument("a", help="a preset name or a convention .yaml file")
+    p.add_argument("b", help="a preset name or a convention .yaml file")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--write", metavar="DIR", help="write the counterexample's two problems as DIR/a.yaml, DIR/b.yaml")
+    p.set_defaults(run="audit:cmd_compare")
+
+    p = sub.add_parser("convert", help="convert weights between conventions and framework layouts (.npz)")
+    p.add_argument("--from", dest="source", required=True, help="the weights' convention (preset or .yaml)")
+    p.add_argument("--to", dest="target", required=True, help="the convention to write (preset or .yaml)")
+    p.add_argument("input", help="input .npz (the framework's arrays, or one array per parameter key)")
+    p.add_argument("output", help="output .npz")
+    p.set_defaults(run="audit:cmd_convert")

@@ -1,0 +1,269 @@
+"""Numba kernels from the one derivation: the stage list and the backward records, lowered to strings.
+
+The emitter derives nothing. :mod:`grukit.codegen.kernels.lowering` lowers
+:func:`grukit.derive.cell.equations.cell_equations` (the forward stages) and
+:func:`grukit.derive.cell.records.backward_records` (the backward records) into packed GEMMs and fused
+per-unit loops; this module turns that into the template's strings, writes one header, and keeps
+``generated/`` in step (``--check`` / ``--update``).
+
+Everything the template receives is a string or a list of strings (:func:`module_source`).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+import sympy as sp
+
+from grukit.codegen.kernels.lowering import (
+    BackwardPlan,
+    D,
+    H,
+    Packing,
+    lower_backward,
+    lower_forward,
+    slice_text,
+    zero_literal,
+)
+from grukit.codegen.kernels.names import DTYPES, module_name
+from grukit.codegen.render import render
+from grukit.derive.cell.convention import Convention
+from grukit.derive.cell.equations import cell_equations
+
+TEMPLATE = "kernel.py.j2"
+GENERATED = Path(__file__).resolve().parents[2] / "generated"
+
+JIT = {
+    "float32": 'cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}',
+    "float64": 'cache=True, error_model="numpy"',
+}
+"""Numba options per dtype, written into the source (Numba's cache keys on the source, not on the
+options). ``error_model="numpy"``: a division never raises, so loops with divisions vectorize.
+float32 also allows reciprocal approximations, fused multiply-adds and ignoring the sign of zero
+(the measured accuracy in docs/kernels.md includes them); float64 keeps IEEE semantics."""
+
+PRINTED = ("z", "r", "c")
+"""Forward values the kernels always keep (the CLI prints them per step), besides what backward needs."""
+
+HELPERS = ("sigmoid", "tanh", "where")
+"""The module's helpers the printed code may call (``_sigmoid(`` ...); the template defines only
+those called, with what they call in turn."""
+
+LINE_LENGTH = 120
+"""Longer lines of a generated module are broken after a comma inside brackets (:func:`_fold`)."""
+
+
+# --- the module ----------------------------------------------------------------------------------
+
+def _pack_lines(pk: Packing) -> list[str]:
+    """``W_<operand>[:, cols] = <weights in column form, rows of the operand>.T`` per piece."""
+    conv, lines = pk.conv, []
+    for g in pk.groups.values():
+        for target, piece in g.pieces.items():
+            key = conv.key(piece.param)
+            span = slice_text(*piece.rows, sum((pk.width(o) for o in piece.operands), sp.S.Zero))
+            if conv.orientation == "column":
+                value = f'w["{key}"].T' if span == ":" else f'w["{key}"][:, {span}].T'
+            else:
+                value = f'w["{key}"]' if span == ":" else f'w["{key}"][{span}, :]'
+            cols = slice_text(g.offsets[target], g.offsets[target] + pk.width(target), g.width)
+            lines.append(f"W_{g.operand}[:, {cols}] = {value}")
+    for target, params in pk.biases.items():
+        start = pk.bias_offsets[target]
+        cols = slice_text(start, start + pk.width(target), pk.bias_width)
+        lines.append(f"BIAS[{cols}] = " + " + ".join(f'w["{conv.key(p)}"]' for p in params))
+    return lines
+
+
+def _unpack_lines(pk: Packing, plan: BackwardPlan) -> list[str]:
+    """``g["<key>"] = ...`` for every parameter, from the packed gradients."""
+    conv, lines = pk.conv, []
+    bias_group = {}
+    for p in conv.parameters():
+        key = conv.key(p)
+        if p in plan.weights:
+            target, operands = plan.weights[p]
+            blocks = []
+            for o in operands:
+                g = pk.groups[o]
+                cols = slice_text(g.offsets[target], g.offsets[target] + pk.width(target), g.width)
+                blocks.append(f"dW_{o}[:, {cols}]")
+            if conv.orientation == "column":
+                value = (f"np.ascontiguousarray({blocks[0]}.T)" if len(blocks) == 1 else
+                         "np.concatenate((" + ", ".join(b + ".T" for b in blocks) + "), axis=1)")
+            else:
+                value = (f"np.ascontiguousarray({blocks[0]})" if len(blocks) == 1 else
+                         "np.concatenate((" + ", ".join(blocks) + "), axis=0)")
+        elif p in plan.biases:
+            target = plan.biases[p]
+            g = pk.groups_of(target)[0]
+            bias_group[g.operand] = True
+            cols = slice_text(g.offsets[target], g.offsets[target] + pk.width(target), g.width)
+            value = f"db_{g.operand}[{cols}].copy()"
+        else:
+            raise ValueError(f"no record gives the gradient of {key}")
+        lines.append(f'g["{key}"] = {value}')
+    return lines
+
+
+def _bias_groups(pk: Packing, plan: BackwardPlan) -> list[str]:
+    return [o for o in pk.groups if any(pk.groups_of(t)[0].operand == o for t in plan.biases.values())]
+
+
+def _tuple_text(items) -> str:
+    """``H, D`` or ``H,`` (the inside of a tuple's parentheses)."""
+    items = [str(i) for i in items]
+    return ", ".join(items) + ("," if len(items) == 1 else "")
+
+
+def _header(conv: Convention, dtype: str) -> list[str]:
+    """The module's first lines. No SymPy version: the committed modules are checked against the
+    SymPy that the ``test`` extra pins (docs/kernels.md), so the check never depends on the header."""
+    return [
+        f"# Generated by {__name__} from codegen/templates/{TEMPLATE}: do not edit.",
+        f"# Convention {conv.name}, dtype {dtype}.",
+        "# Regenerate with `grukit codegen --update`; `grukit codegen --check` compares byte for byte.",
+    ]
+
+
+def _helpers_called(*segment_lists: list[dict]) -> dict[str, bool]:
+    """Which of :data:`HELPERS` the printed loops call."""
+    lines = []
+    for segments in segment_lists:
+        for seg in segments:
+            lines += seg["before"]
+            for blk in seg["blocks"]:
+                lines += blk["pre"] + blk["body"] + blk["post"]
+    text = "\n".join(lines)
+    return {name: re.search(rf"\b_{name}\(", text) is not None for name in HELPERS}
+
+
+def _fold(line: str, width: int = LINE_LENGTH) -> list[str]:
+    """``line`` as lines of at most ``width`` characters where it can be: broken after a comma inside
+    brackets (the outermost brackets first; never in a line with a string literal or a comment),
+    each continuation aligned with its opening bracket (PEP 8)."""
+    if len(line) <= width or any(ch in line for ch in "'\"#"):
+        return [line]
+    commas, opens = [], []  # (depth, index of a ", " inside brackets, index of its innermost bracket)
+    for i, ch in enumerate(line):
+        if ch in "([{":
+            opens.append(i)
+        elif ch in ")]}":
+            if not opens:
+                return [line]
+            opens.pop()
+        elif ch == "," and opens and line[i + 1:i + 2] == " ":
+            commas.append((len(opens), i, opens[-1]))
+    out, start, indent = [], 0, 0  # the next line is " " * indent + line[start:...]
+    column = {}  # bracket index -> its column in the lines already written
+    while indent + len(line) - start > width:
+        fits = [(-depth, c, o) for depth, c, o in commas if c >= start and indent + c - start + 1 <= width]
+        if not fits:
+            break
+        _, comma, bracket = max(fits)
+        column.update((k, indent + k - start) for k in range(start, comma) if line[k] in "([{")
+        out.append(" " * indent + line[start:comma + 1])
+        start, indent = comma + 2, column[bracket] + 1
+    out.append(" " * indent + line[start:])
+    return out
+
+
+def _fold_lines(text: str) -> str:
+    return "".join(piece + "\n" for line in text.split("\n")[:-1] for piece in _fold(line))
+
+
+def module_context(conv: Convention, dtype: str) -> dict:
+    """Everything the template needs, as strings and lists of strings."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+    eqs = cell_equations(conv)
+    pk = Packing(eqs)
+    plan = lower_backward(pk, dtype)
+    operands = [o for o in pk.groups if o not in ("x", "h_prev")]
+    saved = set(plan.lowering.saved_reads) | {q for q in PRINTED if q in {s.target for s in eqs.stages}}
+    saved |= set(operands)
+    fwd = lower_forward(pk, saved)
+    order = [s.target for s in eqs.stages]
+    saved_list = [n for n in order if n in saved]
+    widths = {n: ("H" if pk.hidden(n) else "1") for n in order}
+    bwd_segments = plan.lowering.finish(dtype, "tmp_b")
+    fwd_segments = fwd.finish(dtype, "tmp_f")
+    recurrent = [{"operand": g.operand, "width": str(g.width), "input": str(pk.width(g.operand)),
+                  "array": "HS[:T]" if g.operand == "h_prev" else f"S_{g.operand}"} for g in pk.recurrent]
+    bias_groups = [{"operand": o, "width": str(pk.groups[o].width)} for o in _bias_groups(pk, plan)]
+    shapes = [(conv.key(p), _tuple_text(conv.param_shape(p, D, H))) for p in conv.parameters()]
+    return {
+        "header": _header(conv, dtype),
+        "dtype": dtype,
+        "jit": JIT[dtype],
+        "zero": zero_literal(dtype),
+        "convention": repr(conv.name),
+        "description": repr(conv.description),
+        "names": repr(tuple(k for k, _ in shapes)),
+        "saved_names": repr(tuple(saved_list)),
+        "shapes": shapes,
+        "x_width": str(pk.groups["x"].width),
+        "bias_width": str(pk.bias_width),
+        "recurrent": recurrent,
+        "saved": [{"name": n, "width": widths[n]} for n in saved_list],
+        "saved_args": ", ".join(f"S_{n}" for n in saved_list) + ("," if len(saved_list) == 1 else ""),
+        "saved_params": ", ".join(f"S_{n}" for n in saved_list),
+        "pack": _pack_lines(pk),
+        "unpack": _unpack_lines(pk, plan),
+        "forward": {"segments": fwd_segments,
+                    "buffers": [{"name": n, "width": w} for n, w in fwd.buffers]},
+        "backward": {"segments": bwd_segments, "after": plan.after, "carry": plan.carry,
+                     "buffers": [{"name": n, "width": w} for n, w in plan.lowering.buffers],
+                     "zero_buffers": plan.zero_buffers},
+        "bias_groups": bias_groups,
+        "printed": [q for q in PRINTED if q in saved],
+        "used": _helpers_called(fwd_segments, bwd_segments),
+    }
+
+
+def module_source(conv: Convention, dtype: str) -> str:
+    text = render(TEMPLATE, **module_context(conv, dtype))
+    if not text.endswith("\n"):
+        raise ValueError("the kernel template must end with a newline")
+    return _fold_lines(text)
+
+
+# --- the generated/ folder ------------------------------------------------------------------------
+
+def expected_files(conventions: list[Convention]) -> dict[str, str]:
+    """File name -> source, every convention in both dtypes."""
+    return {module_name(c, d) + ".py": module_source(c, d) for c in conventions for d in DTYPES}
+
+
+def check(conventions: list[Convention], folder: Path = GENERATED, complete: bool = False) -> list[str]:
+    """Unified diffs of every generated file that differs from what the emitter writes now;
+    ``complete``: also of any ``gru_*.py`` in the folder that the emitter would not write."""
+    diffs = []
+    expected = expected_files(conventions)
+    if complete:
+        for path in sorted(folder.glob("gru_*.py")):
+            if path.name not in expected:
+                diffs.append("".join(difflib.unified_diff(
+                    path.read_text().splitlines(keepends=True), [],
+                    fromfile=f"{path} (committed)", tofile=f"{path} (not generated: remove it)")))
+    for name, text in expected.items():
+        path = folder / name
+        old = path.read_text() if path.exists() else ""
+        if old != text:
+            diffs.append("".join(difflib.unified_diff(
+                old.splitlines(keepends=True), text.splitlines(keepends=True),
+                fromfile=f"{path} (committed)" if old else f"{path} (missing)",
+                tofile=f"{path} (generated now)")))
+    return diffs
+
+
+def update(conventions: list[Convention], folder: Path = GENERATED) -> list[Path]:
+    """Rewrite the files that differ; the paths written."""
+    written = []
+    for name, text in expected_files(conventions).items():
+        path = folder / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            written.append(path)
+    return written

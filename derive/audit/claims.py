@@ -1,0 +1,192 @@
+"""Claims files: the numbers a worked example prints, read as printed.
+
+A claims file names a problem (a problem file relative to it, or one inline) and the numbers a
+worked example gives for it::
+
+    problem: course-notes.yaml
+    claims:
+      z[1]: [0.655, 0.478, 0.582]
+      dL/dh[0]: [-0.070, 0.145, -0.017]
+      dL/dW_z: "delta_z x^T"          # a formula (see derive/audit/formula.py)
+
+Numbers are read as written: ``0.010`` has three decimals (a hand calculation rounded there), so
+the reader keeps each number's text (:class:`Printed`); a value may also be a string. The names
+are those of ``grukit names PROBLEM`` (:mod:`grukit.derive.audit.names`). Every mistake in the file is a
+one-line error naming the file and the field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from grukit.derive.audit.names import NameTable
+from grukit.derive.audit.replay import Walk
+from grukit.derive.errors import GrukitError
+from grukit.derive.files.problem_file import load_problem, problem_from_mapping
+from grukit.derive.files.yaml_values import ExactLoader, parse_yaml
+from grukit.derive.numeric.evaluate import engine
+from grukit.derive.numeric.problem import Problem
+
+CLAIMS_KEYS = ("title", "description", "problem", "decimals", "claims")
+
+
+@dataclass(frozen=True)
+class Printed:
+    """A number as written: its text and exact decimal value; its decimals are its precision."""
+
+    text: str
+    value: Decimal
+
+    @property
+    def decimals(self) -> int:
+        return max(-self.value.as_tuple().exponent, 0)
+
+
+class LiteralLoader(ExactLoader):
+    """The exact loader (exponent forms included), numbers kept as :class:`Printed`."""
+
+
+def _printed(loader, node):
+    text = loader.construct_scalar(node).replace("_", "")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return loader.construct_yaml_float(node)
+    return Printed(text, value) if value.is_finite() else float(value)
+
+
+LiteralLoader.add_constructor("tag:yaml.org,2002:float", _printed)
+LiteralLoader.add_constructor("tag:yaml.org,2002:int", _printed)
+
+
+def load_literal(text: str, where: str) -> object:
+    return parse_yaml(text, LiteralLoader, where)
+
+
+def exact(data):
+    """Printed numbers as the exact numbers a problem file holds (as :class:`ExactLoader` reads them)."""
+    if isinstance(data, Printed):
+        return int(data.value) if data.value == data.value.to_integral_value() and "." not in data.text \
+            and "e" not in data.text.lower() else Fraction(data.value)
+    if isinstance(data, dict):
+        return {k: exact(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [exact(v) for v in data]
+    return data
+
+
+@dataclass
+class Claim:
+    """One claim: a name, where its number lives, and the number(s) or formula as written."""
+
+    name: str
+    node: str
+    index: tuple[int, ...]
+    text: str
+    numbers: np.ndarray | None = None  # Printed, in the shape of the named value
+    formula: str | None = None
+
+    @property
+    def decimals(self) -> np.ndarray:
+        return np.vectorize(lambda p: p.decimals, otypes=[int])(self.numbers)
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.vectorize(lambda p: p.value, otypes=[object])(self.numbers)
+
+
+@dataclass
+class ClaimsFile:
+    path: Path
+    problem: Problem
+    table: NameTable
+    claims: list[Claim]
+    decimals: int | None = None  # the precision a hand calculation rounded to, when the file says
+    title: str = ""
+    exact: Walk = field(repr=False, default=None)
+
+
+def load_claims(path: str | Path) -> ClaimsFile:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GrukitError(f"{path}: cannot read ({exc.strerror})") from None
+    data = load_literal(text, str(path))
+    if not isinstance(data, dict) or "claims" not in data or "problem" not in data:
+        raise GrukitError(f"{path}: expected a claims file: a mapping with 'problem' and 'claims'")
+    unknown = [k for k in data if k not in CLAIMS_KEYS]
+    if unknown:
+        raise GrukitError(f"{path}: {unknown[0]}: unknown key (allowed: {', '.join(CLAIMS_KEYS)})")
+    problem = _problem(data["problem"], path)
+    decimals = data.get("decimals")
+    if decimals is not None and not (isinstance(decimals, Printed) and decimals.decimals == 0
+                                     and 0 <= decimals.value <= 20):
+        raise GrukitError(f"{path}: decimals: expected a whole number of decimals, 0 to 20")
+    walk = Walk(problem, engine("exact"))
+    table = NameTable(walk)
+    if not isinstance(data["claims"], dict) or not data["claims"]:
+        raise GrukitError(f"{path}: claims: expected a mapping NAME: value")
+    claims = [_claim(str(name), value, table, f"{path}: claims.{name}") for name, value in data["claims"].items()]
+    return ClaimsFile(path, problem, table, claims, None if decimals is None else int(decimals.value),
+                      str(data.get("title") or ""), walk)
+
+
+def _problem(spec, path: Path) -> Problem:
+    if isinstance(spec, Printed) or not isinstance(spec, (str, dict)):
+        raise GrukitError(f"{path}: problem: expected a problem file name or a problem mapping")
+    if isinstance(spec, str):
+        return load_problem(path.parent / spec)
+    return problem_from_mapping(exact(spec), path)
+
+
+def _claim(name: str, value, table: NameTable, where: str) -> Claim:
+    if isinstance(value, str):
+        parsed = _number_text(value, where)
+        if parsed is None:  # a formula, read at a generic step: [t] is step 1, [t-1] its previous state
+            generic = name.replace("[t-1]", "[0]").replace("[t]", "[1]")
+            node, index = table.resolve(generic, where)
+            return Claim(name, node, index, value, formula=value)
+        value = parsed
+    node, index = table.resolve(name, where)
+    target = np.asarray(table.walk.values[node], dtype=object)[index]
+    numbers = _numbers(value, where)
+    shape = np.shape(target)
+    if numbers.size != np.size(target) or (numbers.shape != shape and len(shape) > 1):
+        raise GrukitError(f"{where}: expected {_shape_text(shape)} (in the convention's orientation), "
+                          f"got {_shape_text(numbers.shape)}")
+    numbers = numbers.reshape(shape)
+    return Claim(name, node, index, _text(value), numbers)
+
+
+def _number_text(text: str, where: str):
+    """A string holding a number or a list of numbers, read as printed; None for a formula."""
+    try:
+        value = load_literal(text, where)
+    except GrukitError:
+        return None
+    return value if isinstance(value, (Printed, list)) else None
+
+
+def _numbers(value, where: str) -> np.ndarray:
+    arr = np.array(value, dtype=object)
+    if arr.dtype == object and arr.ndim and any(isinstance(v, list) for v in arr.ravel()):
+        raise GrukitError(f"{where}: rows of unequal length")
+    for v in arr.ravel():
+        if not isinstance(v, Printed):
+            raise GrukitError(f"{where}: expected numbers, got {v!r}")
+    return arr
+
+
+def _text(value) -> str:
+    if isinstance(value, Printed):
+        return value.text
+    return "[" + ", ".join(_text(v) for v in value) + "]"
+
+
+def _shape_text(shape) -> str:
+    return "a single number" if not shape or shape == (1,) else "x".join(map(str, shape)) + " numbers"

@@ -1,0 +1,71 @@
+"""Loss heads: a scalar SymPy term per time step, on the state or on an output layer o = W_o h + b_o.
+
+Each head is data: which steps carry a term, the targets, an optional output layer, and the term
+as a SymPy expression of the output symbols ``o[k]`` and target symbols ``y[k]``. Its gradient
+with respect to the outputs comes from ``sympy.diff`` like every other derivative in grukit.
+Reading a head from a problem file is :func:`grukit.derive.files.problem_file.parse_loss`'s job: this module
+knows nothing of files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+LOSS_TYPES = {
+    "softmax_cross_entropy": "cross-entropy of softmax(W_o h_T + b_o) against a one-hot target; with "
+                             "targets (one per step), summed over t (sequence labelling)",
+    "squared_error": "1/2 sum over t of |y_t - target_t|^2, y_t = h_t or W_o h_t + b_o",
+    "weighted_sum": "sum over t of G_t . h_t (the standard probe of a layer's gradients)",
+    "final_mse": "mean over units of (h_T - target)^2",
+}
+
+
+@dataclass
+class LossHead:
+    """A loss on the states: a term at each of ``steps``, on h_t or on the output layer W_o h_t + b_o."""
+
+    kind: str
+    steps: tuple[int, ...]  # 0-based time steps that carry a loss term
+    targets: tuple[np.ndarray, ...]  # one per entry of ``steps``
+    W_o: np.ndarray | None = None
+    b_o: np.ndarray | None = None
+
+    @property
+    def outputs(self) -> int:
+        return len(self.targets[0])
+
+
+@lru_cache(maxsize=None)
+def loss_term(kind: str, outputs: int):
+    """The loss of one step as a SymPy expression of outputs o[k] and targets y[k]."""
+    o = tuple(sp.Symbol(f"o[{k}]", real=True) for k in range(outputs))
+    y = tuple(sp.Symbol(f"y[{k}]", real=True) for k in range(outputs))
+    if kind == "softmax_cross_entropy":
+        lse = sp.log(sum(sp.exp(ok) for ok in o))
+        expr = sum(yk * (lse - ok) for ok, yk in zip(o, y))
+    elif kind == "squared_error":
+        expr = sp.Rational(1, 2) * sum((ok - yk) ** 2 for ok, yk in zip(o, y))
+    elif kind == "weighted_sum":
+        expr = sum(ok * yk for ok, yk in zip(o, y))
+    elif kind == "final_mse":
+        expr = sum((ok - yk) ** 2 for ok, yk in zip(o, y)) / outputs
+    else:
+        raise ValueError(kind)
+    return expr, o, y
+
+
+@lru_cache(maxsize=None)
+def loss_gradient(kind: str, outputs: int) -> tuple[sp.Expr, ...]:
+    """d(term)/d(o[k]) for each k, by sympy.diff."""
+    expr, o, _ = loss_term(kind, outputs)
+    return tuple(sp.simplify(sp.diff(expr, ok)) for ok in o)
+@lru_cache(maxsize=None)
+def softmax_probabilities(outputs: int) -> tuple[sp.Expr, ...]:
+    """exp(o_k) / sum_j exp(o_j) over the loss term's output symbols."""
+    _, o, _ = loss_term("softmax_cross_entropy", outputs)
+    return tuple(sp.exp(ok) / sum(sp.exp(oj) for oj in o) for ok in o)
+
+

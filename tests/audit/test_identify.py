@@ -1,0 +1,86 @@
+"""grukit identify: the readings of a problem's weights ranked against observed outputs.
+
+References: the outputs of the plain NumPy GRU (tests/helpers/numpy_gru.py) for a known misreading, and
+seed 000's posted weights, whose Keras output (-0.4627954) the oracle tests confirm with real
+Keras (tests/frameworks/test_forward_oracle.py) while the question posts 0.9680257.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import EXAMPLES
+from helpers.numpy_gru import gru_reference
+
+from grukit.codegen.cli.main import main
+from grukit.derive.cell.presets import PRESETS
+
+
+def identify_json(capsys, path):
+    assert main(["identify", str(path), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_seed_000_no_convention_reproduces_the_posted_prediction(capsys):
+    start = time.perf_counter()
+    data = identify_json(capsys, EXAMPLES / "keras-question-claims.yaml")
+    assert time.perf_counter() - start < 20
+    assert data["fits"] is False and data["observed"] == {"h[4][0]": 0.9680257}
+    best = data["ranking"][0]
+    assert 0.03 < best["residual"] < 0.033 and best["axes"]["gate_order"] == ["z", "h", "r"]
+    as_given = next(c for c in data["ranking"] if c["convention"] == "keras")
+    assert abs(as_given["predicted"]["h[4][0]"] - -0.4627953868) < 1e-9
+    assert all(abs(c["predicted"]["h[4][0]"]) <= 1 for c in data["ranking"])
+
+
+def test_seed_000_plain_output_says_none_fits(capsys):
+    assert main(["identify", str(EXAMPLES / "keras-question-claims.yaml"), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "NO convention fits" in out and "these weights do not produce these outputs" in out
+
+
+def _observed_problem(tmp_path: Path, key: str) -> Path:
+    """A Keras file whose blocks were saved in cuDNN order [r|z|h] (keras-team/keras#8720); the
+    outputs are what the weights compute read that way, by the NumPy GRU."""
+    rng = np.random.default_rng(21)
+    D, H, T = 2, 2, 3
+    kernel, recurrent = rng.uniform(-1, 1, (D, 3 * H)).round(1), rng.uniform(-1, 1, (H, 3 * H)).round(1)
+    bias = rng.uniform(-0.5, 0.5, (2, 3 * H)).round(1)
+    inputs, h0 = rng.uniform(-1, 1, (T, D)).round(1), np.array([0.1, -0.2])
+    block = {g: slice(k * H, (k + 1) * H) for k, g in enumerate("rzh")}
+    params = {("input_weight", g): kernel[:, block[g]] for g in "zrh"}
+    params |= {("recurrent_weight", g): recurrent[:, block[g]] for g in "zrh"}
+    params |= {("input_bias", g): bias[0, block[g]] for g in "zrh"}
+    params |= {("recurrent_bias", g): bias[1, block[g]] for g in "zrh"}
+    hs = np.array([s["h"] for s in gru_reference(PRESETS["keras"].axes(), params, inputs, h0)])
+    np.savez(tmp_path / "w.npz", kernel=kernel, recurrent_kernel=recurrent, bias=bias)
+    observed = f"{{h: {hs.round(7).tolist()}}}" if key == "h" else f"{{h_last: {hs[-1].round(7).tolist()}}}"
+    (tmp_path / "p.yaml").write_text(f"convention: keras\ninputs: {inputs.tolist()}\nh0: {h0.tolist()}\n"
+                                     f"weights: {{layout: keras, file: w.npz}}\nobserved: {observed}\n")
+    return tmp_path / "p.yaml"
+
+
+@pytest.mark.parametrize("key", ["h", "h_last"])
+def test_identify_finds_the_cudnn_block_order(tmp_path, capsys, key):
+    data = identify_json(capsys, _observed_problem(tmp_path, key))
+    best = data["ranking"][0]
+    assert data["fits"] is True and best["residual"] < 1e-6
+    assert best["axes"]["gate_order"] == ["r", "z", "h"] and best["axes"]["update_rule"] == "z_keeps_old"
+    assert best["axes"]["reset"] == "after" and data["ranking"][1]["residual"] > 1e-3
+
+
+@pytest.mark.parametrize("observed, message", [
+    ("", "observed: missing"),
+    ("observed: {y: [0.1]}\n", "observed: expected {h: 4x1 states} or {h_last: 1 numbers}"),
+    ("observed: {h: [0.1, 0.2]}\n", "observed.h: expected 4x1 numbers"),
+])
+def test_bad_observed_is_a_one_line_error(tmp_path, capsys, observed, message):
+    text = (EXAMPLES / "keras-question.yaml").read_text().replace("file: keras-question.npz",
+                                                                  f"file: {EXAMPLES / 'keras-question.npz'}")
+    (tmp_path / "p.yaml").write_text(text + observed)
+    assert main(["identify", str(tmp_path / "p.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err

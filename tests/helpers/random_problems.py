@@ -1,0 +1,45 @@
+"""Random problems with one-decimal numbers, and grukit's reverse mode run on SymPy symbols.
+
+Shared by the tests of the explicit (fully expanded) derivative.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+
+from grukit.derive.cell.equations import cell_equations
+from grukit.derive.cell.losses import LossHead
+from grukit.derive.cell.presets import PRESETS
+from grukit.derive.numeric.bptt import Gradient, backward
+from grukit.derive.numeric.evaluate import engine, forward
+from grukit.derive.numeric.problem import Problem
+
+
+def random_problem(name: str, D: int, H: int, T: int, seed: int, **numbers) -> Problem:
+    """One-decimal numbers in [-0.9, 0.9]; a weighted-sum loss. ``numbers`` overrides parameters by key."""
+    conv = PRESETS[name]
+    rng = np.random.default_rng(seed)
+
+    def rnd(shape):
+        flat = [Fraction(int(v), 10) for v in rng.integers(-9, 10, size=int(np.prod(shape)))]
+        return np.array(flat, dtype=object).reshape(shape)
+
+    params = {p: rnd(conv.param_shape(p, D, H)) for p in conv.parameters()}
+    for key, value in numbers.items():
+        p = next(p for p in conv.parameters() if conv.key(p) == key)
+        params[p] = np.array(value, dtype=object).reshape(conv.param_shape(p, D, H))
+    head = LossHead("weighted_sum", tuple(range(T)), tuple(rnd((T, H))))
+    return Problem(Path(f"<{name}>"), conv, rnd((T, D)), rnd((H,)), params, loss=head)
+
+
+def symbolic_backward(problem: Problem, explicit) -> Gradient:
+    """grukit's reverse mode evaluated on the explicit loss's symbols (SymPy expressions out)."""
+    eng = engine("symbolic")
+    traces = forward(cell_equations(problem.convention), explicit.params, explicit.inputs, explicit.h0, eng)
+    head = LossHead(problem.loss.kind, problem.loss.steps,
+                    tuple(np.array([sp.Rational(v.numerator, v.denominator) for v in t], dtype=object)
+                          for t in problem.loss.targets))
+    return backward(problem.convention, explicit.params, traces, head, eng)
