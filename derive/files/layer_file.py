@@ -28,13 +28,13 @@ import numpy as np
 
 from grukit.derive.cell.convention import Convention
 from grukit.derive.errors import GrukitError
+from grukit.derive.files.arrays import read_npy, read_npz, referenced_file
 from grukit.derive.files.convention_file import resolve_convention
 from grukit.derive.files.model_files import MODEL_SUFFIXES, read_weight_file
 from grukit.derive.files.problem_file import (
     PROBLEM_KEYS,
     exact_params,
     problem_from_mapping,
-    read_npz,
     weight_sizes,
     weight_source,
 )
@@ -75,7 +75,7 @@ def is_layer_problem(data, path: Path) -> bool:
         if suffix in MODEL_SUFFIXES:
             return True
         if suffix == ".npz" and w.get("layout") in ("pytorch", "onnx"):
-            file = path.parent / str(w["file"])
+            file = referenced_file(path, w["file"], f"{path}: weights.file")
             try:
                 arrays = read_npz(file, f"{path}: weights.file")
             except GrukitError:
@@ -100,13 +100,8 @@ def _inputs(value, path: Path) -> tuple[np.ndarray, bool]:
     if isinstance(value, dict):
         if set(value) != {"file"}:
             raise GrukitError(f"{where}: expected a list of rows, or {{file: inputs.npy}}")
-        file = path.parent / str(value["file"])
-        try:
-            arr = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise GrukitError(f"{where}.file: cannot read {file} as .npy ({exc})") from None
-        if not isinstance(arr, np.ndarray):
-            raise GrukitError(f"{where}.file: {file}: expected one array (.npy)")
+        file = referenced_file(path, value["file"], f"{where}.file")
+        arr = read_npy(file, f"{where}.file")
         if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
             raise GrukitError(f"{where}.file: {file}: expected finite numbers")
         arr = arr.astype(np.float64)
@@ -297,11 +292,8 @@ def _loss(spec, problem: LayerProblem, where: str) -> LayerLoss:
 
 def _array_of(value, shape, where: str, path: Path):
     if isinstance(value, dict) and set(value) == {"file"}:
-        file = path.parent / str(value["file"])
-        try:
-            arr = np.load(file, allow_pickle=False).astype(np.float64)
-        except (OSError, ValueError) as exc:
-            raise GrukitError(f"{where}.file: cannot read {file} ({exc})") from None
+        file = referenced_file(path, value["file"], f"{where}.file")
+        arr = read_npy(file, f"{where}.file").astype(np.float64)
         if arr.shape != tuple(shape):
             raise GrukitError(f"{where}: expected shape {'x'.join(map(str, shape))}, got "
                               f"{'x'.join(map(str, arr.shape))}")

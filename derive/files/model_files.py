@@ -33,6 +33,7 @@ from grukit.derive.cell.functions import ONNX_ACTIVATIONS
 from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
+from grukit.derive.files.arrays import referenced_file
 from grukit.derive.files.keras_files import read_keras
 from grukit.derive.files.weight_files import CellSource, WeightFile, arrays_of_npz, check_stack, file_cell, float_array
 from grukit.derive.layers.network import FRAMEWORKS, Layer, Network
@@ -52,7 +53,7 @@ def read_weight_file(spec: dict, problem_path: Path, convention: Convention | No
         raise GrukitError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(SPEC_KEYS)})")
     if "file" not in spec:
         raise GrukitError(f"{where}.file: missing")
-    file = problem_path.parent / str(spec["file"])
+    file = referenced_file(problem_path, spec["file"], f"{where}.file")
     suffix = file.suffix.lower()
     framework = MODEL_SUFFIXES.get(suffix)
     layout = spec.get("layout")

@@ -8,7 +8,6 @@ compute.
 """
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +21,7 @@ from grukit.derive.cell.convention import (
 from grukit.derive.cell.layouts import LAYOUTS, Layout
 from grukit.derive.cell.losses import LOSS_TYPES, LossHead
 from grukit.derive.errors import GrukitError
+from grukit.derive.files.arrays import read_npz, referenced_file
 from grukit.derive.files.convention_file import resolve_convention
 from grukit.derive.files.yaml_values import load_yaml, matrix_rows, to_array, to_number
 from grukit.derive.numeric.problem import Problem
@@ -79,7 +79,7 @@ def layout_source(spec: dict, conv: Convention, path: Path) -> WeightSource:
     layout.check(conv, f"{where}.layout")
     if "file" not in spec:
         raise GrukitError(f"{where}.file: missing (an .npz file with the {name} arrays)")
-    file = path.parent / str(spec["file"])
+    file = referenced_file(path, spec["file"], f"{where}.file")
     arrays = read_npz(file, f"{where}.file")
     expected = layout.array_names(conv)
     problems = [_listed("missing", [n for n in expected if n not in arrays]),
@@ -95,26 +95,6 @@ def _listed(what: str, names: list[str]) -> str:
     if not names:
         return ""
     return f"{what} array{'s' if len(names) > 1 else ''} {', '.join(map(repr, names))}"
-
-
-def read_npz(file: Path, where: str) -> dict[str, np.ndarray]:
-    """The arrays of an .npz archive (no pickles); anything else is a one-line error."""
-    try:
-        with open(file, "rb") as fh:
-            is_zip = zipfile.is_zipfile(fh)
-    except OSError as exc:
-        raise GrukitError(f"{where}: cannot read {file} ({exc.strerror or exc})") from None
-    if not is_zip:
-        raise GrukitError(f"{where}: {file} is not an .npz archive (write one with numpy.savez)")
-    try:
-        with np.load(file, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise GrukitError(f"{where}: cannot read {file} ({exc})") from None
-    for name, value in arrays.items():
-        if not isinstance(value, np.ndarray):
-            raise GrukitError(f"{file}: {name}: not a NumPy array (the archive member is not .npy data)")
-    return arrays
 
 
 def weight_sizes(source: WeightSource, conv: Convention) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import numpy as np
 from grukit.derive.cell.convention import Convention, Param
 from grukit.derive.cell.layouts import Layout
 from grukit.derive.errors import GrukitError
-from grukit.derive.files.problem_file import read_npz
+from grukit.derive.files.arrays import read_npz
 from grukit.derive.layers.network import Cell, Network
 
 
