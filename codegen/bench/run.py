@@ -14,6 +14,7 @@ in the same run through the BLAS the kernels call (Numba's ``np.dot``). Results 
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ from grukit.derive.cell.equations import cell_equations
 from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.cell.losses import LossHead
 from grukit.derive.cell.presets import PRESETS
+from grukit.derive.errors import GrukitError
 from grukit.derive.numeric.bptt import backward
 from grukit.derive.numeric.evaluate import engine, forward
 
@@ -64,11 +66,22 @@ def main(quick: bool = False, as_json: bool = False, output: str | None = None, 
          threads: int | None = None, render: str | None = None) -> int:
     """Run the benchmark in a child process with the thread settings in its environment; its
     options travel as JSON in ``GRUKIT_BENCH_OPTIONS`` (only the CLI parses arguments)."""
+    if render is None:
+        require_torch()
     threads = threads or thread_count()
     env = child_environment(threads)
     env["GRUKIT_BENCH_OPTIONS"] = json.dumps({"quick": quick, "as_json": as_json, "output": output, "plot": plot,
                                               "threads": threads, "render": render})
     return subprocess.run([sys.executable, "-m", "grukit.codegen.bench.run"], env=env).returncode
+
+
+def require_torch() -> None:
+    """PyTorch is the reference every ratio is taken against: say so before the run, not after it."""
+    try:
+        importlib.import_module("torch")
+    except ImportError as exc:
+        raise GrukitError(f"bench: needs PyTorch, which does not import here ({exc}); install the oracle extra: "
+                          f"pip install torch==2.13.0 && pip install -e '.[oracle]'") from None
 
 
 # --- timing ---------------------------------------------------------------------------------------
@@ -433,4 +446,10 @@ def child(quick: bool, as_json: bool, output: str | None, plot: bool, threads: i
 
 
 if __name__ == "__main__":
-    sys.exit(child(**json.loads(os.environ["GRUKIT_BENCH_OPTIONS"])))
+    try:
+        sys.exit(child(**json.loads(os.environ["GRUKIT_BENCH_OPTIONS"])))
+    except (GrukitError, ImportError, OSError) as exc:  # the parent's promise holds here too: one line
+        print(f"grukit: error: bench: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -8,13 +8,13 @@ Registering them imports nothing heavy: each command imports what it needs when 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from grukit.codegen.cli.audit_text import print_audit, print_comparison, print_identification, print_names
+from grukit.codegen.cli.text import print_json
 from grukit.codegen.output import write_atomic
 from grukit.derive.audit.audit import audit
 from grukit.derive.audit.claims import load_claims, load_literal
@@ -36,7 +36,7 @@ def cmd_verify(args) -> int:
 
     data = audit_data(audit(load_claims(args.claims)))
     if args.json:
-        print(json.dumps(data))
+        print_json(data, args.claims)
     else:
         print_audit(data)
     return 1 if data["wrong"] else 0
@@ -53,8 +53,8 @@ def cmd_names(args) -> int:
         problem = load_problem(path)
     rows = NameTable(Walk(problem, engine("numpy"))).rows()
     if args.json:
-        print(json.dumps([{"name": r.name, "shape": list(r.shape), "what": r.what, "inputs": list(r.inputs),
-                           "spellings": list(r.spellings)} for r in rows]))
+        print_json([{"name": r.name, "shape": list(r.shape), "what": r.what, "inputs": list(r.inputs),
+                           "spellings": list(r.spellings)} for r in rows], path)
     else:
         print_names(problem, rows)
     return 0
@@ -64,7 +64,7 @@ def cmd_identify(args) -> int:
 
     data = identification_data(identify(args.file))
     if args.json:
-        print(json.dumps(data))
+        print_json(data, args.file)
     else:
         print_identification(args.file, data, args.top)
     return 0
@@ -78,10 +78,10 @@ def cmd_compare(args) -> int:
     if args.write:
         _write_counterexample(Path(args.write), result.counterexample)
     if args.json:
-        print(json.dumps({"a": a.name, "b": b.name, "equivalent": result.equivalent, "relation": result.relation,
+        print_json({"a": a.name, "b": b.name, "equivalent": result.equivalent, "relation": result.relation,
                           "reparameterization": result.reparameterization, "weights": result.weights or None,
                           "proof": result.proof, "counterexample": result.counterexample,
-                          "final_states": list(result.states) if result.states else None}))
+                          "final_states": list(result.states) if result.states else None}, "compare")
     else:
         print_comparison(result)
     return 0

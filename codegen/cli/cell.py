@@ -3,13 +3,12 @@ pass and every gradient, in the engine the user picks (``exact``, ``numpy`` or t
 kernels, ``numba``); layer problems are printed by :mod:`grukit.codegen.cli.layers`."""
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
 
 from grukit.codegen.cli.layers import forward_layers, grad_layers
-from grukit.codegen.cli.text import STEP_KEYS, format_row
+from grukit.codegen.cli.text import STEP_KEYS, format_row, print_json
 from grukit.codegen.latex import compact_equations
 from grukit.codegen.render import render
 from grukit.derive.cell.equations import cell_equations
@@ -61,8 +60,8 @@ def cmd_forward(args) -> int:
     if args.json:
         steps = [{key: as_floats(tr.values[name]) for key, name in STEP_KEYS} for tr in sol.traces]
         states = [as_floats(tr.values["h"]) for tr in sol.traces]  # one sequence, one layer: B = 1
-        print(json.dumps({"convention": problem.convention.name, "steps": steps,
-                          "outputs": [states], "h_n": [[states[-1]]]}))
+        print_json({"convention": problem.convention.name, "steps": steps,
+                          "outputs": [states], "h_n": [[states[-1]]]}, problem.path)
         return 0
     print(f"{problem.path}: convention {problem.convention.name}, T={problem.steps}, "
           f"D={problem.input_size}, H={problem.hidden_size}, engine {args.engine}")
@@ -97,7 +96,7 @@ def cmd_grad(args) -> int:
             out["check"] = {"max_difference": check.max_difference, "by_name": check.by_name,
                             "relative_difference": check.relative, "tolerance": check.tolerance,
                             "agrees": check.agrees}
-        print(json.dumps(out))
+        print_json(out, problem.path)
         return status
     print(f"{problem.path}: convention {problem.convention.name}, loss {problem.loss.kind} = {float(g.loss):.10g}")
     for name, value in list(grads.items()) + [("inputs", as_floats(g.inputs)), ("h0", as_floats(g.h0))]:

@@ -10,11 +10,9 @@ the problem gave them.
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from grukit.codegen.cli.text import STEP_KEYS, format_row
+from grukit.codegen.cli.text import STEP_KEYS, format_row, print_json
 from grukit.derive.errors import GrukitError
 from grukit.derive.layers.problem import solve_layers
 
@@ -53,7 +51,7 @@ def forward_layers(problem, args) -> int:
         if problem.single_cell:
             out["convention"] = out["convention"][0]
             out["steps"] = steps_of(sol)
-        print(json.dumps(out))
+        print_json(out, problem.path)
         return 0
     print(_header(problem, engine))
     print(f"outputs {'x'.join(map(str, np.shape(sol.outputs)))}:")
@@ -75,8 +73,8 @@ def grad_layers(problem, args) -> int:
     sol = solve_layers(problem, engine, gradients=True)
     grads = {name: floats(v) for name, v in sol.grads.items()}
     if args.json:
-        print(json.dumps({"loss": float(sol.loss), "grads": grads, "inputs": floats(sol.d_inputs),
-                          "h0": floats(sol.d_h0)}))
+        print_json({"loss": float(sol.loss), "grads": grads, "inputs": floats(sol.d_inputs),
+                          "h0": floats(sol.d_h0)}, problem.path)
         return 0
     print(_header(problem, engine))
     print(f"loss {problem.loss.kind} = {float(sol.loss):.10g}")

@@ -19,6 +19,21 @@ checks that the two agree)."""
 DESCRIPTION = "grukit: GRU conventions as data; one SymPy derivation, many emitters."
 
 
+def at_least(minimum: int):
+    """An argparse type: a whole number >= ``minimum`` (a count or an index), else a usage error."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+
+    whole.__name__ = f"whole number >= {minimum}"
+    return whole
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grukit", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"grukit {__version__}")
@@ -72,7 +87,7 @@ def _sheets_commands(sub) -> None:
     p.add_argument("--cell", metavar="LAYER,DIRECTION",
                    help="for a multi-layer or bidirectional problem: the cell the sheet works, e.g. 1,reverse "
                         "(layers count from 0)")
-    p.add_argument("--sequence", type=int, default=0, metavar="B",
+    p.add_argument("--sequence", type=at_least(0), default=0, metavar="B",
                    help="for a batch: the sequence the sheet works (from 0; default 0)")
     p.add_argument("--gallery", metavar="DOCS",
                    help="regenerate DOCS/sheets/ and DOCS/gallery.md from DOCS/examples/*.yaml")
@@ -146,7 +161,7 @@ def _audit_commands(sub) -> None:
                                         "reproduces observed outputs")
     p.add_argument("file", help="problem file with observed: {h: ...} or {h_last: ...}, or a claims file")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    p.add_argument("--top", type=int, default=10, help="how many readings to list (default 10)")
+    p.add_argument("--top", type=at_least(1), default=10, help="how many readings to list (default 10)")
     p.set_defaults(run="audit:cmd_identify")
 
     p = sub.add_parser("compare", help="prove two conventions equal (maybe under a reparameterization) or give "
