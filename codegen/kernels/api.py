@@ -11,8 +11,14 @@ convention bound to a framework layout, the framework's arrays (``weight_ih_l0``
 the same names, plus ``"inputs"`` (B, T, D) and ``"h0"`` (B, H).
 
 A preset's kernels are the committed modules in ``generated/``. Any other convention is rendered
-by the same emitter into a cache folder (``$GRUKIT_KERNEL_CACHE``, default ``~/.cache/grukit``)
-and imported from there (Numba caches a kernel only when it lives in a real file).
+by the same emitter into a cache folder (``$GRUKIT_KERNEL_CACHE``, default ``~/.cache/grukit/kernels``)
+and run from there (Numba caches a kernel only when it lives in a real file). The file is named
+after the SHA-256 of its source, written atomically, and what runs is the source just rendered,
+never the bytes found in the folder (:func:`generated_module`).
+
+Only real arrays are taken: a complex, boolean, string or object array is refused naming the array
+(NumPy would drop an imaginary part with a warning). NaN and infinities go through as in PyTorch
+(docs/kernels.md).
 """
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import stat
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,7 +40,7 @@ from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
 
-__all__ = ["Kernels", "load", "DTYPES", "pinned_threads", "step_blas_threads", "module_name"]
+__all__ = ["Kernels", "load", "DTYPES", "pinned_threads", "step_blas_threads", "module_name", "refuse_non_real"]
 
 
 class _BlasThreads:
@@ -130,16 +138,90 @@ def cache_folder() -> Path:
     return Path(os.environ.get("GRUKIT_KERNEL_CACHE") or Path.home() / ".cache" / "grukit" / "kernels")
 
 
-def _import_file(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
+_CACHE_HINT = "set GRUKIT_KERNEL_CACHE to a folder of your own"
+
+
+def _cache_error(folder: Path, what: str, exc: OSError | None = None) -> GrukitError:
+    reason = f" ({exc.strerror or exc})" if exc is not None else ""
+    return GrukitError(f"kernel cache {folder}: {what}{reason}; {_CACHE_HINT}")
+
+
+def _own_folder(folder: Path) -> None:
+    """The cache folder, created private (0700) where missing; refused where another user could
+    write into it (Numba keeps its compiled code there, as pickles) or it is not a folder."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError as exc:
+        raise _cache_error(folder, "cannot create the folder", exc) from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise _cache_error(folder, "not a folder")
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise _cache_error(folder, "owned by another user")
+    if info.st_mode & stat.S_IWOTH:
+        raise _cache_error(folder, "writable by every user (chmod o-w it)")
+
+
+def _write_module(folder: Path, path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a new temporary file in the same folder and ``os.replace``: a
+    reader sees the old file or the whole new one, and a link at ``path`` is replaced, not followed."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
+    except OSError as exc:
+        raise _cache_error(folder, "cannot write", exc) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise _cache_error(folder, f"cannot write {path.name}", exc) from None
+        raise
+
+
+def _run_source(name: str, path: Path, source: str):
+    """The module ``name`` made by running ``source`` (the text just rendered, not the file's bytes,
+    which a filesystem race could have changed), as if imported from ``path``: Numba's cache and
+    tracebacks find its functions in that file."""
+    spec = importlib.util.spec_from_loader(name, loader=None, origin=str(path))
     module = importlib.util.module_from_spec(spec)
+    module.__file__ = str(path)
+    code = compile(source, str(path), "exec", dont_inherit=True)
     sys.modules[name] = module  # numba's cache locates a function through its module
-    spec.loader.exec_module(module)
+    try:
+        exec(code, module.__dict__)
+    except RuntimeError as exc:  # Numba: "cannot cache function ...: no locator available for file ..."
+        del sys.modules[name]
+        if "cannot cache" in str(exc):
+            raise _cache_error(path.parent, "Numba cannot keep its compiled code there") from None
+        raise
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 
+def rendered_name(source: str) -> str:
+    """The module name (and file stem in the cache) of a rendered module's source."""
+    return f"grukit_kernel_{hashlib.sha256(source.encode('utf-8')).hexdigest()}"
+
+
+_RENDERED: dict[str, tuple[str, object]] = {}
+"""Module name -> (source, module) of every convention rendered in this process."""
+
+
 def generated_module(convention: Convention, dtype: str):
-    """The module of kernels for a convention: the committed one for a preset, else rendered now."""
+    """The module of kernels for a convention: the committed one for a preset, else rendered now.
+
+    A rendered module is named ``grukit_kernel_<SHA-256 of its source>``, so no convention's file
+    can take another's name. The file in the cache folder is compared with the source; one with
+    the right name and other content (a planted or a truncated file) is replaced atomically, never
+    run; and what runs is the source itself (:func:`_run_source`)."""
     if PRESETS.get(convention.name) == convention:
         name = module_name(convention, dtype)
         try:
@@ -149,18 +231,47 @@ def generated_module(convention: Convention, dtype: str):
     from grukit.codegen.kernels.emit import module_source
 
     source = module_source(convention, dtype)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    name = f"grukit_kernel_{digest}"
-    if name in sys.modules:
-        return sys.modules[name]
+    data = source.encode("utf-8")
+    name = rendered_name(source)
+    if name in _RENDERED:
+        seen, module = _RENDERED[name]
+        if seen != source:  # a SHA-256 collision
+            raise GrukitError(f"kernels: two conventions render to modules of one name ({name})")
+        return module
     folder = cache_folder()
+    _own_folder(folder)
     path = folder / f"{name}.py"
-    if not path.exists() or path.read_text() != source:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        tmp.replace(path)
-    return _import_file(name, path)
+    try:
+        current = path.read_bytes() if not path.is_symlink() else None
+    except FileNotFoundError:
+        current = None
+    except OSError as exc:
+        raise _cache_error(folder, f"cannot read {path.name}", exc) from None
+    if current != data:
+        _write_module(folder, path, data)
+        try:
+            written = path.read_bytes()
+        except OSError as exc:
+            raise _cache_error(folder, f"cannot read {path.name} back", exc) from None
+        if written != data:
+            raise _cache_error(folder, f"{path.name} changed while it was written")
+    module = _run_source(name, path, source)
+    _RENDERED[name] = (source, module)
+    return module
+
+
+REFUSED_KINDS = {"c": "complex", "b": "boolean", "O": "object", "U": "string", "S": "bytes", "V": "structured",
+                 "M": "datetime", "m": "timedelta"}
+"""NumPy dtype kinds the kernels refuse at their boundary: only real numbers go in."""
+
+
+def refuse_non_real(name: str, value) -> None:
+    """A one-line error naming the array where ``value`` is an array of anything but real numbers
+    (NumPy would drop a complex array's imaginary part with a mere warning, or read booleans as 0/1)."""
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if isinstance(value, np.ndarray) and kind in REFUSED_KINDS:
+        raise GrukitError(f"{name}: a {REFUSED_KINDS[kind]} array ({value.dtype}); the kernels take real "
+                          f"numbers only (float32 or float64)")
 
 
 class Kernels:
@@ -184,6 +295,8 @@ class Kernels:
         """``weights`` under the convention's own names, and whether they came as framework arrays."""
         if not isinstance(weights, dict):
             raise GrukitError(f"weights: expected a dict of arrays, got {type(weights).__name__}")
+        for key, value in weights.items():
+            refuse_non_real(f"weights[{key!r}]", value)
         framework = self._layout_names()
         if not framework or not set(weights) <= set(framework) or set(weights) <= set(self.names):
             return weights, False
@@ -232,6 +345,8 @@ class Kernels:
 
     def forward(self, x: np.ndarray, h0: np.ndarray, weights, save: bool = True):
         """The forward pass (``save=False``: inference only, nothing kept for backward)."""
+        refuse_non_real("x", x)
+        refuse_non_real("h0", h0)
         if isinstance(weights, self.module.Packed):  # the module checks x and h0
             sizes = (x.shape[0], x.shape[1], weights.D, weights.H) if getattr(x, "ndim", 0) == 3 else None
             return self._call(self.module.forward, x, h0, weights, save, sizes=sizes)
@@ -241,6 +356,7 @@ class Kernels:
 
     def backward(self, fwd, dh: np.ndarray) -> dict:
         """Every gradient, under the names the weights were given in, plus "inputs" and "h0"."""
+        refuse_non_real("dh", dh)
         shape, packed = getattr(dh, "shape", ()), getattr(fwd, "packed", None)
         sizes = (shape[0], shape[1], packed.D, packed.H) if len(shape) == 3 and packed is not None else None
         grads = self._call(self.module.backward, fwd, dh, sizes=sizes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grukit.codegen.kernels.api import load
+from grukit.codegen.kernels.api import load, refuse_non_real
 from grukit.derive.cell.equations import CellEquations
 from grukit.derive.numeric.evaluate import NumpyEngine, StepTrace
 
@@ -25,8 +25,11 @@ class NumbaEngine(NumpyEngine):
     def run_forward(self, eqs: CellEquations, params, inputs: np.ndarray, h0: np.ndarray) -> list[StepTrace]:
         conv = eqs.convention
         kernels = load(conv, "float64")
+        for name, value in (*((conv.key(p), v) for p, v in params.items()), ("inputs", inputs), ("h0", h0)):
+            refuse_non_real(name, np.asarray(value))  # before the float64 copies, which would drop it
         weights = {conv.key(p): np.ascontiguousarray(v, dtype=np.float64) for p, v in params.items()}
-        fwd = kernels.forward(np.ascontiguousarray(inputs[None]), np.ascontiguousarray(h0[None]), weights)
+        fwd = kernels.forward(np.ascontiguousarray(inputs[None], dtype=np.float64),
+                              np.ascontiguousarray(h0[None], dtype=np.float64), weights)
         saved = kernels.module.SAVED
         traces = []
         for t in range(inputs.shape[0]):

@@ -24,7 +24,7 @@ from sympy.codegen.ast import Assignment, CodeBlock
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
-from grukit.codegen.kernels.names import DTYPES
+from grukit.codegen.kernels.names import DTYPES, identifier
 
 LOCAL_PREFIX = "v_"
 """Per-unit values are locals named ``v_<symbol>`` so they never collide with the kernel's own
@@ -32,7 +32,8 @@ variables (``b``, ``j``, ``t``, ``B``, ``H``, arrays in capitals)."""
 
 
 def local_name(symbol_name: str) -> str:
-    return LOCAL_PREFIX + symbol_name
+    """``v_<symbol_name>``: a quantity's local variable (the name checked to make one)."""
+    return identifier(LOCAL_PREFIX + symbol_name, "quantity")
 
 
 class KernelPrinter(PythonCodePrinter):
