@@ -29,6 +29,13 @@ def step_tex(t, offset: int = 0) -> str:
     return t if offset == 0 else f"{t}{offset:+d}"
 
 
+def symbol_base(tex: str) -> str:
+    """A notation's symbol ready for a subscript: a group of its own when it has a script or a prime
+    (``{h'{}}_{t}``, ``{h_{enc}{}}_{t}``: ``h'_{t}^{2}`` would be a double superscript). The empty
+    ``{}`` keeps TeX from unwrapping a group of one accented atom (``{\\hat{h}'}_{t}^{2}`` fails too)."""
+    return "{%s{}}" % tex if any(ch in tex for ch in "_^'") else tex
+
+
 def quantity_tex(conv: Convention, name: str, t="t") -> str:
     """A quantity's LaTeX name at step t."""
     n = conv.notation
@@ -43,7 +50,7 @@ def quantity_tex(conv: Convention, name: str, t="t") -> str:
     }
     if name in base:
         tex, off = base[name]
-        return f"{tex}_{{{step_tex(t, off)}}}"
+        return f"{symbol_base(tex)}_{{{step_tex(t, off)}}}"
     if name == "q":
         return f"q_{{{step_tex(t)}}}"
     if name.startswith("a_"):

@@ -7,7 +7,9 @@ variable is an error, not an empty string.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
+from urllib.parse import quote
 
 import jinja2
 
@@ -55,11 +57,27 @@ TEX_MATH_CHARACTERS: dict[str, str] = {
 the run; ``×`` comes out as another letter): set as math, each checked to read back as itself."""
 
 
+UNPRINTED_CATEGORIES = ("Cc", "Cf", "Cs")
+"""The Unicode categories user text loses before it is set: control characters (TeX refuses them; a
+sheet's number tokens are made of two), format characters (right-to-left overrides, zero-width
+joiners: they make text read other than it is) and lone surrogates (an undecodable file name; they
+cannot be written as UTF-8). Whitespace among them (tab, newline) becomes a space first."""
+
+
+def plain_text(text) -> str:
+    """``text`` as one line of printed characters: whitespace runs as one space (kept at either end),
+    the characters of :data:`UNPRINTED_CATEGORIES` dropped."""
+    text = str(text)
+    body = "".join(ch for ch in " ".join(text.split()) if unicodedata.category(ch) not in UNPRINTED_CATEGORIES)
+    return (" " if text[:1].isspace() else "") + body + (" " if text[-1:].isspace() and body else "")
+
+
 def escape_tex(text) -> str:
     """User text made safe for LaTeX: every special character escaped, a hyphen before another
     hyphen kept apart (``--`` and ``---`` would print as dashes), the symbols of
-    :data:`TEX_MATH_CHARACTERS` as math, newlines as spaces."""
-    text = " ".join(str(text).split())
+    :data:`TEX_MATH_CHARACTERS` as math, newlines as spaces, control and format characters dropped
+    (:func:`plain_text`)."""
+    text = " ".join(plain_text(text).split())
 
     def one(i: int, ch: str) -> str:
         if ch in TEX_TEXT_ESCAPES:
@@ -84,11 +102,40 @@ def escape_md(text) -> str:
 
     Inline syntax is escaped everywhere; a list marker (``-``, ``+``, ``1.``, ``1)``), a setext
     underline (``=``) or a quote (``>``) only where the text starts, the one place it can start a
-    line (the text is joined into one line)."""
-    text = str(text)
+    line (the text is joined into one line). Control and format characters are dropped
+    (:func:`plain_text`): ``<``, ``>`` and ``&`` are escaped, so no HTML tag or entity forms."""
+    text = plain_text(text)
     body = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
     body = _MD_LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2) if m.group(1) else "\\" + m.group(3), body)
     return (" " if text[:1].isspace() else "") + body + (" " if text[-1:].isspace() and body else "")
+
+
+def escape_md_code(text, table: bool = False) -> str:
+    """User text as a Markdown code span (`` `name` ``), backticks included. Backslashes do not escape
+    inside a code span, so the text is one line (a blank line would end the span's paragraph and let
+    what follows be HTML), a backtick (which would close the span) is written as ``'``, and in a table
+    cell ``|`` as ``\\|`` (GitHub splits cells at a bare ``|`` even inside code). Text holding ``<``,
+    ``>`` or ``&`` is not set as code but as escaped text (:func:`escape_md`): no HTML tag or entity
+    of the user's text is ever in the Markdown, even one a code span would keep from being read."""
+    body = " ".join(plain_text(text).split()).replace("`", "'")
+    if not body or any(ch in body for ch in "<>&"):
+        return escape_md(body)
+    return "`" + (body.replace("|", "\\|") if table else body) + "`"
+
+
+def escape_md_comment(text) -> str:
+    """User text for the inside of an HTML comment (``<!-- ... -->``): one line, and no ``--`` left
+    (``-->`` and ``--!>`` end a comment; ``---`` would leave one after a single replacement)."""
+    body = " ".join(plain_text(text).split())
+    while "--" in body:
+        body = body.replace("--", "- -")
+    return body
+
+
+def escape_md_url(text) -> str:
+    """User text as (part of) a link's destination: percent-encoded, so no space, parenthesis,
+    ``<``, ``>`` or quote ends the link (a file name in the gallery's links)."""
+    return quote(plain_text(text).strip(), safe="")
 
 
 @lru_cache(maxsize=None)
@@ -103,6 +150,9 @@ def environment(kind: str) -> jinja2.Environment:
         env = jinja2.Environment(loader=loader, **_COMMON)
     env.filters["tex"] = escape_tex
     env.filters["md"] = escape_md
+    env.filters["md_code"] = escape_md_code
+    env.filters["md_comment"] = escape_md_comment
+    env.filters["md_url"] = escape_md_url
     return env
 
 

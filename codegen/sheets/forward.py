@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from grukit.codegen.latex import affine_terms, compact_equations, operand_tex, product_tex, stage_equations, written_tex
+from grukit.codegen.render import plain_text
 from grukit.codegen.sheets.blocks import (
     Group,
     Part,
@@ -52,13 +53,13 @@ def header(w: SheetWriter) -> dict:
                     "is used from then on, as in a hand calculation.")
     axes = [{"axis": k, "value": ", ".join(v) if isinstance(v, list) else str(v)}
             for k, v in conv.axes().items() if v is not None]
-    return {
-        "title": p.title or f"GRU worked example ({conv.name})",
+    return {  # the user's text without control characters: a sheet's number tokens are made of two
+        "title": plain_text(p.title or f"GRU worked example ({conv.name})"),
         "kind": "questions" if w.questions else "solution",
-        "description": p.description,
-        "problem_file": p.path.name,
-        "convention": {"name": conv.name, "description": conv.description, "source": conv.source,
-                       "axes": axes},
+        "description": plain_text(p.description) if p.description else p.description,
+        "problem_file": plain_text(p.path.name),
+        "convention": {"name": plain_text(conv.name), "description": plain_text(conv.description),
+                       "source": plain_text(conv.source), "axes": axes},
         "statement": text(*statement),
         "rounding_note": rounding,
         "stepwise": w.rounding == "stepwise",

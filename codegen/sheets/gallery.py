@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from grukit.codegen.output import write_atomic
+from grukit.codegen.output import TEX_TIMEOUT, write_atomic
 from grukit.codegen.render import render
 from grukit.codegen.sheets.instructor import command_line, problem_text
 from grukit.codegen.sheets.sheet import build_sheet
@@ -82,6 +82,6 @@ def write_gallery(docs: Path, examples: Path | None = None) -> list[Path]:
                      "caption": entry.caption, "command": command, "generated": generated,
                      "loss": problem.loss is not None})
     page = docs / "gallery.md"
-    write_atomic(page, render("gallery.md.j2", rows=rows).encode())
+    write_atomic(page, render("gallery.md.j2", rows=rows, tex_timeout=TEX_TIMEOUT).encode())
     written.append(page)
     return written

@@ -1,7 +1,7 @@
 """The sheet's loss: the output layer, the loss terms, and the first step back (into the state)."""
 from __future__ import annotations
 
-from grukit.codegen.latex import gradient_tex, outer_tex, scalar_tex, transposed_product_tex
+from grukit.codegen.latex import gradient_tex, outer_tex, scalar_tex, symbol_base, transposed_product_tex
 from grukit.codegen.sheets.blocks import Group, Part, Section, display, paragraph, partial, text
 from grukit.codegen.sheets.numbers import NumberPrinter, join_sum
 from grukit.codegen.sheets.writer import SheetWriter
@@ -12,7 +12,7 @@ def _out_names(w: SheetWriter, t1: int) -> tuple[str, str]:
     """(vector, entry pattern) of the loss's input at step t1: the output o or the state itself."""
     if w.head.W_o is not None:
         return f"o_{{{t1}}}", f"o_{{{t1},{{k}}}}"
-    st = w.conv.notation.state_tex
+    st = symbol_base(w.conv.notation.state_tex)
     return w.q("h", t1), f"{st}_{{{t1},{{k}}}}"
 
 

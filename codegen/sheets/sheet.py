@@ -18,8 +18,9 @@ while the model is written (:mod:`~grukit.codegen.sheets.numbers`); nothing here
 """
 from __future__ import annotations
 
+import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 import mpmath
@@ -48,6 +49,36 @@ PROGRESS_STEPS = 50
 BUILTIN_EXAMPLE = "course-notes.yaml"
 """The problem of ``grukit sheet`` without a PROBLEM: the course notes' worked example (seed 001),
 shipped with the templates (a copy of ``docs/examples/course-notes.yaml``; a test keeps them equal)."""
+
+
+USER_TEXT = ("title", "description", "problem_file", "convention")
+"""The model's entries that hold the user's text (escaped by the templates); everything else is the
+sheet's own prose and math."""
+_MATRIX = re.compile(r"\\begin\{bmatrix\}(.*?)\\end\{bmatrix\}", re.S)
+
+
+def matrix_columns(model: dict) -> int:
+    """The most columns of any matrix the sheet sets (amsmath's ``MaxMatrixCols`` must be at least
+    this; its default is 10), read from the model's math, never from the user's text."""
+    widest = 0
+
+    def walk(tree) -> None:
+        nonlocal widest
+        if isinstance(tree, str):
+            for body in _MATRIX.findall(tree):
+                widest = max([widest] + [row.count("&") + 1 for row in body.split("\\\\")])
+        elif is_dataclass(tree):
+            for f in fields(tree):
+                walk(getattr(tree, f.name))
+        elif isinstance(tree, dict):
+            for value in tree.values():
+                walk(value)
+        elif isinstance(tree, (list, tuple)):
+            for value in tree:
+                walk(value)
+
+    walk({k: v for k, v in model.items() if k not in USER_TEXT})
+    return widest
 
 
 def write_model(w: SheetWriter) -> dict:
@@ -190,6 +221,7 @@ def build_sheet(problem: Problem, decimals: int = DEFAULT_DECIMALS, rounding: st
     with mpmath.workdps(DIGITS):  # round_half_up reads the values at the working precision
         model = substitute(model, writer.num.values, exact_values, decimals, counter)
     model["marks"] = counter[0]
+    model["matrix_columns"] = matrix_columns(model)
     return Sheet(model, report)
 
 

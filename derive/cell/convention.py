@@ -6,6 +6,8 @@ these fields; nothing else in grukit branches on a convention's name.
 """
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -108,11 +110,129 @@ how the equations are printed depends on it (the sheet shows a source's equation
 every value and derivative is the same."""
 
 
+TEX_SYMBOL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_^{}()[]',+-* ")
+"""The characters a notation's TeX may hold besides the commands of :data:`TEX_SYMBOL_COMMANDS`."""
+TEX_ARGUMENT_COMMANDS = frozenset((
+    "tilde", "hat", "bar", "vec", "check", "breve", "dot", "ddot", "widetilde", "widehat", "overline",
+    "underline", "mathbf", "boldsymbol", "mathrm", "mathit", "mathsf", "mathcal", "mathbb"))
+"""The accents and math fonts a notation's TeX may use (each takes the next symbol or group)."""
+TEX_SYMBOL_COMMANDS = TEX_ARGUMENT_COMMANDS | frozenset((
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta", "iota",
+    "kappa", "lambda", "mu", "nu", "xi", "pi", "varpi", "rho", "varrho", "sigma", "varsigma", "tau", "upsilon",
+    "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon",
+    "Phi", "Psi", "Omega", "prime", "ell"))
+r"""Every TeX command a notation may use: accents, math fonts, the Greek letters, ``\prime``, ``\ell``."""
+TEX_SYMBOL_LENGTH = 64
+"""The longest a notation's TeX (a pattern once its gate letter is in) may be."""
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+NAME_LENGTH = 32
+"""The longest a parameter's or the state's name in problem files may be."""
+_GATE_LETTER = re.compile(r"[A-Za-z0-9]{1,4}")
+_ROLES = ("input_weight", "recurrent_weight", "input_bias", "recurrent_bias")
+
+
+def _shown(value) -> str:
+    """A value quoted for an error line: as written when printable, else Python's escapes; cut short."""
+    text = f"'{value}'" if isinstance(value, str) and value.isprintable() else repr(value)
+    return text if len(text) <= 44 else text[:40] + "...'"
+
+
+def tex_symbol_problem(tex: str) -> str | None:
+    r"""What keeps ``tex`` out of the TeX subset a notation may use, or None when it is in it.
+
+    The subset: letters, digits, ``_ ^ { } ( ) [ ] ' , + - *`` and spaces, the commands of
+    :data:`TEX_SYMBOL_COMMANDS` (``\tilde{h}``, ``\mathbf{W}``, ``\alpha``), braces balanced, at most
+    :data:`TEX_SYMBOL_LENGTH` characters; ``^``, ``_`` and an accent or font are followed by what they
+    apply to (so no ``^^`` character code can form, here or where the sheet adds ``_{t}``)."""
+    if not isinstance(tex, str):
+        return "expected text"
+    if not tex.strip():
+        return "empty"
+    if len(tex) > TEX_SYMBOL_LENGTH:
+        return f"longer than {TEX_SYMBOL_LENGTH} characters"
+    depth, i = 0, 0
+
+    def operand_follows(j: int) -> bool:
+        rest = tex[j:].lstrip(" ")
+        return bool(rest) and (rest[0].isascii() and rest[0].isalnum() or rest[0] in "{\\")
+
+    while i < len(tex):
+        ch = tex[i]
+        if ch == "\\":
+            m = re.match(r"[A-Za-z]*", tex[i + 1:])
+            name = m.group(0)
+            if not name:
+                after = repr(tex[i + 1]) if i + 1 < len(tex) else "the end"
+                return (f"\\ before {after} is not allowed "
+                        "(only commands such as \\alpha, \\tilde, \\mathbf)")
+            if name not in TEX_SYMBOL_COMMANDS:
+                return (f"\\{name[:20]} is not an allowed command (allowed: accents and fonts such as \\tilde, "
+                        "\\hat, \\bar, \\mathbf, \\boldsymbol, \\mathrm, the Greek letters, \\prime, \\ell)")
+            i += 1 + len(name)
+            if name in TEX_ARGUMENT_COMMANDS and not operand_follows(i):
+                return f"\\{name} needs a symbol or a {{group}} after it"
+            continue
+        if ch not in TEX_SYMBOL_CHARACTERS:
+            return (f"character {ch!r} is not allowed (a symbol is letters, digits, _ ^ {{ }} ( ) [ ] ' , + - * "
+                    "and commands such as \\tilde, \\mathbf, \\alpha)")
+        if ch == "^" and tex[i + 1:i + 2] == "^":
+            return "^^ (a TeX character code) is not allowed"
+        if ch in "^_" and not operand_follows(i + 1):
+            return f"{ch} needs a symbol or a {{group}} after it"
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth < 0:
+                return "a } closes no {"
+        i += 1
+    if depth:
+        return "unbalanced braces: a { is not closed"
+    return None
+
+
+def check_tex(tex, where: str) -> None:
+    """``tex`` in the notation's TeX subset (:func:`tex_symbol_problem`), or the one-line error naming ``where``."""
+    problem = tex_symbol_problem(tex)
+    if problem is not None:
+        raise ConventionError(f"{where}: {_shown(tex) + ': ' if isinstance(tex, str) else ''}{problem}")
+
+
+def check_name(name, where: str) -> None:
+    """A name in problem files: a letter, then letters, digits and underscores (at most :data:`NAME_LENGTH`)."""
+    if not isinstance(name, str):
+        raise ConventionError(f"{where}: expected text")
+    if len(name) > NAME_LENGTH or not _NAME.fullmatch(name):
+        raise ConventionError(f"{where}: {_shown(name)}: a name in problem files is a letter, then letters, "
+                              f"digits and underscores (at most {NAME_LENGTH})")
+
+
+def check_pattern(pattern, where: str) -> None:
+    """A ``*_key``/``*_tex`` pattern: text whose only replacement field is ``{g}``, literal braces doubled."""
+    if not isinstance(pattern, str):
+        raise ConventionError(f"{where}: expected text")
+    example = "'W_{{{g}}}'" if where.endswith("_tex") else "'W_{g}'"
+    hint = f"write {{g}} for the gate's letter and double a literal brace, e.g. {example}"
+    try:
+        fields = [f for _, f, spec, conversion in string.Formatter().parse(pattern)
+                  if f is not None and (f, spec, conversion) != ("g", "", None)]
+    except ValueError as exc:  # a single { or }
+        raise ConventionError(f"{where}: {_shown(pattern)}: {exc} ({hint})") from None
+    if fields:
+        field = _shown("{" + fields[0][:20] + "}")
+        raise ConventionError(f"{where}: {_shown(pattern)}: {field} is not a placeholder ({hint})")
+
+
 @dataclass(frozen=True)
 class Notation:
-    """How a source writes the symbols. ``{g}`` in a pattern is replaced by the gate's letter.
+    r"""How a source writes the symbols. ``{g}`` in a pattern is replaced by the gate's letter.
 
-    ``*_key`` patterns name the weights in problem files; ``*_tex`` patterns are LaTeX.
+    ``*_key`` patterns name the weights in problem files; ``*_tex`` patterns are LaTeX. Every field is
+    checked when the notation is made (a :class:`ConventionError` naming the field): a pattern's only
+    placeholder is ``{g}`` (literal braces doubled); a gate letter is 1 to 4 letters or digits, each
+    gate its own; a name in problem files (``*_key`` filled in, ``state``) is a letter, then letters,
+    digits and underscores; a TeX symbol (``*_tex`` filled in, ``state_tex``, ``candidate_tex``,
+    ``input_tex``) is in the subset of :func:`tex_symbol_problem` -- nothing else reaches a sheet.
     """
 
     input_weight_key: str = "W_{g}"
@@ -140,6 +260,46 @@ class Notation:
             if getattr(self, key) not in allowed:
                 raise ConventionError(f"notation.{key}: unknown value {getattr(self, key)!r} "
                                       f"(choose from {', '.join(allowed)})")
+        self._check_gate_letters()
+        check_name(self.state, "notation.state")
+        for key in ("state_tex", "candidate_tex", "input_tex"):
+            check_tex(getattr(self, key), f"notation.{key}")
+        for role in _ROLES:
+            for kind in ("key", "tex"):
+                check_pattern(getattr(self, f"{role}_{kind}"), f"notation.{role}_{kind}")
+        self._check_overrides()
+        for role in _ROLES:
+            names = {gate: self.name(role, gate) for gate in GATES}
+            for k, (kind, check) in enumerate((("key", check_name), ("tex", check_tex))):
+                seen: dict[str, str] = {}
+                for gate, pair in names.items():
+                    check(pair[k], f"notation.{role}_{kind}")
+                    if pair[k] in seen:
+                        raise ConventionError(f"notation.{role}_{kind}: gives gates {seen[pair[k]]} and {gate} the "
+                                              f"same name {_shown(pair[k])} (put {{g}} in it)")
+                    seen[pair[k]] = gate
+
+    def _check_gate_letters(self) -> None:
+        where = "notation.gate_letters"
+        pairs = self.gate_letters
+        if (not isinstance(pairs, tuple) or not all(isinstance(p, tuple) and len(p) == 2 for p in pairs)
+                or sorted(g for g, _ in pairs) != sorted(GATES)):
+            raise ConventionError(f"{where}: expected a letter for each of z, r, h")
+        owner: dict[str, str] = {}
+        for gate, letter in pairs:
+            if not isinstance(letter, str) or not _GATE_LETTER.fullmatch(letter):
+                raise ConventionError(f"{where}.{gate}: {_shown(letter)}: a gate's letter is 1 to 4 letters or digits")
+            if letter in owner:
+                raise ConventionError(f"{where}: gates {owner[letter]} and {gate} both have the letter {letter!r}; "
+                                      "each gate needs its own")
+            owner[letter] = gate
+
+    def _check_overrides(self) -> None:
+        for item in self.overrides:
+            if not (isinstance(item, tuple) and len(item) == 4 and item[0] in _ROLES and item[1] in GATES):
+                raise ConventionError(f"notation.overrides: expected (role, gate, key, tex), got {_shown(item)}")
+            check_name(item[2], f"notation.overrides.{item[0]}.{item[1]}")
+            check_tex(item[3], f"notation.overrides.{item[0]}.{item[1]}")
 
     def letter(self, gate: str) -> str:
         return dict(self.gate_letters)[gate]
