@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
+from contextlib import contextmanager
 
 from grukit.codegen.cli.parser import build_parser
 from grukit.derive.errors import GrukitError
@@ -23,6 +25,11 @@ INTERNAL = 70
 
 
 def main(argv: list[str] | None = None) -> int:
+    with _printable(sys.stdout, sys.stderr):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         module, _, function = args.run.partition(":")
@@ -45,6 +52,34 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _fail(f"internal error ({type(exc).__name__}: {_one_line(str(exc))}); please report it with the "
                      f"command and its input files", INTERNAL)
+
+
+class _Printable:
+    """A text stream that drops control and format characters (terminal escape sequences, bidi
+    overrides) from what it writes, newlines and tabs kept: a file's strings reach the terminal as
+    text. JSON is unaffected (``json.dumps`` escapes every control character)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(_UNPRINTED.sub("", text))
+        return len(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+_UNPRINTED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+@contextmanager
+def _printable(out, err):
+    sys.stdout, sys.stderr = _Printable(out), _Printable(err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = out, err
 
 
 def _one_line(text: str) -> str:

@@ -365,6 +365,12 @@ class Convention:
             for param, taken in zip(("alpha", "beta"), takes):
                 if getattr(self, f"{which}_{param}") is not None and not taken:
                     raise ConventionError(f"{which}_{param}: {getattr(self, which)} takes no {param}")
+        keys: dict[str, Param] = {}
+        for p in self.parameters():  # one name per parameter: files, sheets and kernels key on it
+            other = keys.setdefault(self.key(p), p)
+            if other != p:
+                raise ConventionError(f"notation: {other.role} ({other.gate}) and {p.role} ({p.gate}) are both "
+                                      f"named {self.key(p)!r}")
 
     @property
     def concatenated(self) -> bool:

@@ -101,3 +101,17 @@ def test_a_bug_is_one_line_with_its_own_status(monkeypatch):
     monkeypatch.setenv("GRUKIT_TRACEBACK", "1")
     with pytest.raises(RuntimeError):
         run(["grad", EXAMPLES / "course-notes.yaml"])
+
+
+def test_a_files_strings_reach_the_terminal_as_text(tmp_path):
+    """A convention name with a terminal escape sequence and a bidi override prints as plain text."""
+    (tmp_path / "evil.yaml").write_text('preset: keras\nname: "evil\\e[31mRED\\u202eA"\n')
+    o = run(["conventions", tmp_path / "evil.yaml"])
+    clean(o)
+    assert o.status == 0 and o.out.startswith("evil[31mREDA: ") and "\x1b" not in o.out and "\u202e" not in o.out
+
+
+def test_two_parameters_may_not_share_a_name(tmp_path):
+    """Two roles named alike would overwrite each other in files, sheets and kernels."""
+    (tmp_path / "c.yaml").write_text("preset: pytorch\nnotation: {recurrent_bias_key: 'b_i{g}'}\n")
+    refused(run(["conventions", tmp_path / "c.yaml"]), "c.yaml", "b_iz")
