@@ -13,6 +13,13 @@ Numbers are read as written: ``0.010`` has three decimals (a hand calculation ro
 the reader keeps each number's text (:class:`Printed`); a value may also be a string. The names
 are those of ``grukit names PROBLEM`` (:mod:`grukit.derive.audit.names`). Every mistake in the file is a
 one-line error naming the file and the field.
+
+A claims file may be hostile (docs/security.md): it is read by the same bounded loader as problem
+files (:mod:`grukit.derive.files.yaml_values`: no tags, anchors, aliases or duplicate keys, bounded
+nesting, size and numbers), names its problem only beside itself
+(:func:`~grukit.derive.files.arrays.referenced_file`), makes at most :data:`MAX_CLAIMS` claims, each
+number printed with at most :data:`MAX_DECIMALS` decimals; formulas are bounded in
+:mod:`grukit.derive.audit.formula`.
 """
 from __future__ import annotations
 
@@ -26,12 +33,18 @@ import numpy as np
 from grukit.derive.audit.names import NameTable
 from grukit.derive.audit.replay import Walk
 from grukit.derive.errors import GrukitError
+from grukit.derive.files.arrays import referenced_file
 from grukit.derive.files.problem_file import load_problem, problem_from_mapping
-from grukit.derive.files.yaml_values import ExactLoader, parse_yaml
+from grukit.derive.files.yaml_values import ExactLoader, NumberOutOfRange, object_array, parse_yaml, read_text, shown
 from grukit.derive.numeric.evaluate import engine
 from grukit.derive.numeric.problem import Problem
 
 CLAIMS_KEYS = ("title", "description", "problem", "decimals", "claims")
+MAX_CLAIMS = 2000
+"""The most claims one file may make."""
+MAX_DECIMALS = 24
+"""The most decimals a claimed number may be printed with (a float64 printed in full, such as
+1.2584154263246953e-8, has 24): grukit rounds its own numbers to a claim's decimals to compare."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +64,18 @@ class LiteralLoader(ExactLoader):
 
 
 def _printed(loader, node):
+    """A number as printed; the loader has already checked its range. Forms that are not decimals
+    (.inf, .nan, 0x1F, 1:30) are read as YAML reads them, and refused where a claim is read."""
     text = loader.construct_scalar(node).replace("_", "")
     try:
         value = Decimal(text)
     except InvalidOperation:
+        if node.tag.endswith(":int"):
+            return loader.construct_yaml_int(node)
         return loader.construct_yaml_float(node)
-    return Printed(text, value) if value.is_finite() else float(value)
+    if not value.is_finite():
+        return float("nan") if value.is_nan() else float(value)
+    return Printed(text, value)
 
 
 LiteralLoader.add_constructor("tag:yaml.org,2002:float", _printed)
@@ -65,6 +84,11 @@ LiteralLoader.add_constructor("tag:yaml.org,2002:int", _printed)
 
 def load_literal(text: str, where: str) -> object:
     return parse_yaml(text, LiteralLoader, where)
+
+
+def load_literal_file(path: str | Path) -> object:
+    """A YAML file read as printed (:class:`LiteralLoader`); a file grukit cannot read is a one-line error."""
+    return load_literal(read_text(Path(path)), str(path))
 
 
 def exact(data):
@@ -112,11 +136,7 @@ class ClaimsFile:
 
 def load_claims(path: str | Path) -> ClaimsFile:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise GrukitError(f"{path}: cannot read ({exc.strerror})") from None
-    data = load_literal(text, str(path))
+    data = load_literal_file(path)
     if not isinstance(data, dict) or "claims" not in data or "problem" not in data:
         raise GrukitError(f"{path}: expected a claims file: a mapping with 'problem' and 'claims'")
     unknown = [k for k in data if k not in CLAIMS_KEYS]
@@ -131,7 +151,12 @@ def load_claims(path: str | Path) -> ClaimsFile:
     table = NameTable(walk)
     if not isinstance(data["claims"], dict) or not data["claims"]:
         raise GrukitError(f"{path}: claims: expected a mapping NAME: value")
-    claims = [_claim(str(name), value, table, f"{path}: claims.{name}") for name, value in data["claims"].items()]
+    if len(data["claims"]) > MAX_CLAIMS:
+        raise GrukitError(f"{path}: claims: {len(data['claims'])} claims, more than the {MAX_CLAIMS} one file may make")
+    claims = []
+    for name, value in data["claims"].items():
+        name = name.text if isinstance(name, Printed) else str(name)
+        claims.append(_claim(name, value, table, f"{path}: claims.{name}"))
     return ClaimsFile(path, problem, table, claims, None if decimals is None else int(decimals.value),
                       str(data.get("title") or ""), walk)
 
@@ -140,7 +165,7 @@ def _problem(spec, path: Path) -> Problem:
     if isinstance(spec, Printed) or not isinstance(spec, (str, dict)):
         raise GrukitError(f"{path}: problem: expected a problem file name or a problem mapping")
     if isinstance(spec, str):
-        return load_problem(path.parent / spec)
+        return load_problem(referenced_file(path, spec, f"{path}: problem"))
     return problem_from_mapping(exact(spec), path)
 
 
@@ -167,18 +192,25 @@ def _number_text(text: str, where: str):
     """A string holding a number or a list of numbers, read as printed; None for a formula."""
     try:
         value = load_literal(text, where)
+    except NumberOutOfRange:
+        raise
     except GrukitError:
         return None
     return value if isinstance(value, (Printed, list)) else None
 
 
 def _numbers(value, where: str) -> np.ndarray:
-    arr = np.array(value, dtype=object)
-    if arr.dtype == object and arr.ndim and any(isinstance(v, list) for v in arr.ravel()):
+    if isinstance(value, dict):
+        raise GrukitError(f"{where}: expected numbers, got a mapping")
+    arr = object_array(value, where)
+    if arr.dtype == object and arr.ndim and any(isinstance(v, (list, dict)) for v in arr.ravel()):
         raise GrukitError(f"{where}: rows of unequal length")
     for v in arr.ravel():
         if not isinstance(v, Printed):
-            raise GrukitError(f"{where}: expected numbers, got {v!r}")
+            raise GrukitError(f"{where}: expected numbers, got {shown(v)}")
+        if v.decimals > MAX_DECIMALS:
+            raise GrukitError(f"{where}: {shown(v.text, 40)} has {v.decimals} decimals; a claim is compared to at "
+                              f"most {MAX_DECIMALS}")
     return arr
 
 

@@ -17,6 +17,13 @@ grukit's own formula is the step's records evaluated on symbols (``step_backward
 symbolic engine). Both sides are written out in the step's independent symbols (every stage
 replaced by its expression) and their difference simplified with SymPy; zero proves them equal.
 When they differ and the difference is minus some of grukit's named paths, those are named.
+
+A claims file may be hostile, so a formula is bounded before SymPy works on it (docs/security.md):
+at most :data:`MAX_FORMULA` characters, :data:`MAX_NESTING` levels of parentheses, functions and
+signs, numbers of at most :data:`MAX_NUMBER` characters, functions nested at most
+:data:`MAX_FUNCTIONS` deep and ``exp`` inside none (``exp(exp(x))`` outgrows any number SymPy can
+evaluate), and at most :data:`MAX_TERMS` terms once multiplied out. The problem itself has at most
+:data:`MAX_SIZE` hidden units and inputs (the step's derivation grows with both).
 """
 from __future__ import annotations
 
@@ -32,12 +39,26 @@ from grukit.derive.cell.functions import sigmoid
 from grukit.derive.cell.records import BiasRecord, LocalRecord, WeightRecord, backward_records
 from grukit.derive.check.explicit import symbol_array
 from grukit.derive.errors import GrukitError
+from grukit.derive.files.yaml_values import shown
 from grukit.derive.numeric.bptt import step_backward
 from grukit.derive.numeric.evaluate import StepTrace, SymbolicEngine, column_matrix
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>\d+(?:\.\d*)?|\.\d+)|(?P<name>dL/d[\w~]+(?:\[[^\]]*\]|\{[^}]*\})?|"
                     r"[A-Za-z_σδ][\w~]*(?:\[[^\]]*\]|\{[^}]*\})?)|(?P<op>\^T|\^2|\*\*2|\.\*|[-+*/@⊙∘()'ᵀ^]))")
 _FUNCTIONS = {"sigmoid": sigmoid, "σ": sigmoid, "sigma": sigmoid, "tanh": sp.tanh, "exp": sp.exp, "log": sp.log}
+
+MAX_FORMULA = 400
+"""The longest formula, in characters."""
+MAX_NESTING = 16
+"""The deepest nesting of parentheses, function calls and signs."""
+MAX_NUMBER = 20
+"""The longest number in a formula, in characters."""
+MAX_FUNCTIONS = 3
+"""The deepest nesting of sigmoid, tanh, exp and log (exp inside none of them)."""
+MAX_TERMS = 50_000
+"""The most terms a formula may have once multiplied out (over all its entries)."""
+MAX_SIZE = 16
+"""The most hidden units and inputs of a problem whose formula claims are checked."""
 
 
 @dataclass
@@ -63,6 +84,9 @@ class Step:
         self.vectors = vec
         self.adjoints = dict(self.grad.adjoints)
         self.expansion = self._definitions(vec)
+        arrays = [vec["x"], vec["h_prev"], seed, *self.params.values()]
+        self.independent = sorted({s for a in arrays for s in np.ravel(a) if isinstance(s, sp.Symbol)}, key=str)
+        self._points = None
 
     def _definitions(self, vec) -> dict:
         """Each stage's symbols -> its expression in x, h_prev and the parameters (stage by stage)."""
@@ -78,6 +102,8 @@ class Step:
                 value = eng.apply(stage.expr, {o: values[o] for o in stage.operands})
             values[stage.target] = value
             subs.update(dict(zip(vec[stage.target], value)))
+        stage_symbols = set(subs)
+        self._passes = 1 if not any(e.free_symbols & stage_symbols for e in subs.values()) else len(self.eqs.stages) + 1
         return subs
 
     def matrix(self, values) -> sp.Matrix:
@@ -97,7 +123,7 @@ class Step:
             gate = base.split("_", 1)[-1] if base.startswith("delta_") else base[1:].lstrip("_")
             gates = {conv.notation.letter(g): g for g in ("z", "r", "h")} | {"z": "z", "r": "r", "h": "h"}
             if gate not in gates:
-                raise GrukitError(f"formula: unknown gate in {name!r}")
+                raise GrukitError(f"formula: unknown gate in {shown(name)}")
             q, adjoint = "a_" + gates[gate], True
         q = {"candidate": "c", "h~": "c", "htilde": "c", conv.notation.state: "h", "hprev": "h_prev",
              f"{conv.notation.state}_prev": "h_prev"}.get(q, q)
@@ -111,11 +137,23 @@ class Step:
         for p, value in self.params.items():
             if conv.key(p) == base:
                 return self.matrix(value)
-        raise GrukitError(f"formula: unknown name {name!r}")
+        raise GrukitError(f"formula: unknown name {shown(name)}")
+
+    def points(self) -> list[dict]:
+        """Two random rational points: each independent symbol a number, each stage's symbols their
+        values there to 50 digits (so a difference is evaluated without writing it out)."""
+        if self._points is None:
+            rng = np.random.default_rng(0)
+            self._points = []
+            for _ in range(2):
+                point = {s: sp.Rational(int(rng.integers(-9, 10)), 10) for s in self.independent}
+                point |= {s: sp.N(e.xreplace(point), 50) for s, e in self.expansion.items()}
+                self._points.append(point)
+        return self._points
 
     def expand(self, m: sp.Matrix) -> sp.Matrix:
         """Written out in x, h_prev, the parameters and dL/dh (every stage replaced by its formula)."""
-        for _ in range(len(self.eqs.stages) + 1):
+        for _ in range(self._passes):  # one pass: each stage's formula is already in the independent symbols
             m = m.xreplace(self.expansion)
         return m
 
@@ -137,14 +175,36 @@ def derived(step: Step, node: str) -> tuple[sp.Matrix, list]:
     raise GrukitError(f"formula: grukit writes no per-step formula for {node}")
 
 
+_last_step: tuple = (None, None)
+"""The last problem a step was derived for, and that step (a claims file's formulas share it)."""
+
+
+def step_of(problem) -> Step:
+    global _last_step
+    if _last_step[0] is not problem:
+        _last_step = (problem, Step(problem))
+    return _last_step[1]
+
+
 def check_formula(cf, claim) -> FormulaCheck:
-    step = Step(cf.problem)
-    want, paths = derived(step, claim.node)
     where = f"{cf.path}: claims.{claim.name}"
+    problem = cf.problem
+    if max(problem.hidden_size, problem.input_size) > MAX_SIZE:
+        raise GrukitError(f"{where}: formula claims are checked on problems of at most {MAX_SIZE} hidden units "
+                          f"and inputs (this one has H = {problem.hidden_size}, D = {problem.input_size})")
     try:
-        got = Parser(claim.formula, step).parse()
+        parser = Parser(claim.formula, None)  # the formula's text first: bounded before any derivation
+        step = step_of(problem)
+        parser.step = step
+        want, paths = derived(step, claim.node)
+        got = parser.parse()
+        terms = expanded_terms(got)
+        if terms > MAX_TERMS:
+            raise GrukitError(f"formula: more than {MAX_TERMS} terms once multiplied out")
     except GrukitError as exc:
         raise GrukitError(f"{where}: {str(exc).removeprefix('formula: ')}") from None
+    except RecursionError:
+        raise GrukitError(f"{where}: the formula is nested too deeply to check") from None
     if not isinstance(got, sp.MatrixBase) or got.shape != want.shape:
         shape = "a scalar" if not isinstance(got, sp.MatrixBase) else "x".join(map(str, got.shape))
         raise GrukitError(f"{where}: the formula is {shape}, the quantity {'x'.join(map(str, want.shape))}")
@@ -157,26 +217,36 @@ def check_formula(cf, claim) -> FormulaCheck:
 
 def zero(step: Step, diff: sp.Matrix) -> bool:
     """Whether a difference is zero: expanded in the step's quantities (the common case), else
-    written out in its independent symbols -- first at random rational points (a non-zero value
-    disproves it at once), then simplified by SymPy (the proof)."""
+    evaluated at random rational points (a non-zero value disproves it at once), else written out
+    in its independent symbols and simplified by SymPy (the proof)."""
     if all(e == 0 for e in diff):
         return True
-    full = step.expand(diff)
-    symbols = sorted(set().union(*(e.free_symbols for e in full)), key=str)
-    rng = np.random.default_rng(0)
-    for _ in range(2):
-        point = {s: sp.Rational(int(rng.integers(-9, 10)), 10) for s in symbols}
-        if any(abs(sp.N(e.xreplace(point), 30)) > 1e-20 for e in full):
-            return False
-    return all(sp.simplify(e.rewrite(sp.exp)) == 0 for e in full)
+    if _nonzero_somewhere(step, diff):
+        return False
+    return all(sp.simplify(e.rewrite(sp.exp)) == 0 for e in step.expand(diff))
+
+
+def _nonzero_somewhere(step: Step, diff: sp.Matrix) -> bool:
+    """Whether the difference is clearly not zero at one of the step's random points (an undefined
+    value, such as a division by zero, counts as not zero; a value that is no plain number decides
+    nothing)."""
+    for point in step.points():
+        for e in diff:
+            value = sp.N(e.xreplace(point), 30)
+            if value.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+                return True
+            size = abs(value) if value.is_number else None  # complex values too (log of a negative number)
+            if size is not None and size.is_Number and size > 1e-20:
+                return True
+    return False
 
 
 def _missing_paths(step: Step, diff: sp.Matrix, paths) -> list[str]:
     """The smallest set of grukit's paths whose sum is minus the difference, if there is one."""
-    values = [(p.name, step.matrix(v)) for p, v in paths]
+    values = [(p.name, step.matrix(v).applyfunc(sp.expand)) for p, v in paths]
     for k in range(1, len(values) + 1):
         for chosen in combinations(values, k):
-            if zero(step, (diff + sum((v for _, v in chosen), sp.zeros(*diff.shape))).applyfunc(sp.expand)):
+            if zero(step, diff + sum((v for _, v in chosen), sp.zeros(*diff.shape))):
                 return [n for n, _ in chosen]
     return []
 
@@ -224,17 +294,28 @@ def _entries(diff: sp.Matrix) -> str:
 class Parser:
     """A small recursive-descent parser of the formula language (see the module docstring)."""
 
-    def __init__(self, text: str, step: Step):
+    def __init__(self, text: str, step: Step | None):
         self.tokens, pos = [], 0
         text = text.strip()
+        if len(text) > MAX_FORMULA:
+            raise GrukitError(f"formula: longer than {MAX_FORMULA} characters")
         while pos < len(text):
             m = _TOKEN.match(text, pos)
             if not m or m.end() == pos:
-                raise GrukitError(f"formula: cannot read {text[pos:]!r}")
+                raise GrukitError(f"formula: cannot read {shown(text[pos:], 40)}")
             kind = m.lastgroup
+            if kind == "num" and len(m.group(kind)) > MAX_NUMBER:
+                raise GrukitError(f"formula: the number {shown(m.group(kind), 30)} is longer than {MAX_NUMBER} "
+                                  f"characters")
             self.tokens.append((kind, m.group(kind)))
             pos = m.end()
         self.k, self.step = 0, step
+        self.depth, self.functions = 0, []
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise GrukitError(f"formula: nested more than {MAX_NESTING} deep")
 
     def peek(self):
         return self.tokens[self.k] if self.k < len(self.tokens) else (None, None)
@@ -251,11 +332,13 @@ class Parser:
         return value
 
     def sum(self):
+        self._enter()
         value = self.product()
         while self.peek()[1] in ("+", "-"):
             op = self.take()[1]
             other = self.product()
             value = _broadcast(value, other, lambda a, b: a + b if op == "+" else a - b)
+        self.depth -= 1
         return value
 
     def product(self):
@@ -272,22 +355,32 @@ class Parser:
                 if tok == "@":
                     self.take()
                 other = self.unary()
-                value = value * other if isinstance(value, sp.MatrixBase) and isinstance(other, sp.MatrixBase) \
-                    else _broadcast(value, other, lambda a, b: a * b)
+                if isinstance(value, sp.MatrixBase) and isinstance(other, sp.MatrixBase):
+                    if value.cols != other.rows:
+                        raise GrukitError(f"formula: matrix product of shapes {value.shape} and {other.shape}")
+                    value = value * other
+                else:
+                    value = _broadcast(value, other, lambda a, b: a * b)
             else:
                 return value
 
     def unary(self):
         if self.peek()[1] == "-":
             self.take()
-            return _broadcast(self.unary(), None, lambda a, _: -a)
+            self._enter()
+            value = _broadcast(self.unary(), None, lambda a, _: -a)
+            self.depth -= 1
+            return value
         return self.postfix()
 
     def postfix(self):
         value = self.atom()
         while self.peek()[1] in ("^T", "'", "ᵀ", "^2", "**2"):
             op = self.take()[1]
-            value = value.T if op in ("^T", "'", "ᵀ") else _broadcast(value, None, lambda a, _: a ** 2)
+            if op in ("^T", "'", "ᵀ"):
+                value = value.T if isinstance(value, sp.MatrixBase) else value
+            else:
+                value = _broadcast(value, None, lambda a, _: a ** 2)
         return value
 
     def atom(self):
@@ -300,14 +393,21 @@ class Parser:
                 raise GrukitError("formula: missing ')'")
             return value
         if kind == "name" and tok in _FUNCTIONS and self.peek()[1] == "(":
+            if tok == "exp" and self.functions:
+                raise GrukitError(f"formula: exp inside {self.functions[-1]}(...) (grukit checks no exp inside "
+                                  f"another function: its values outgrow any number)")
+            if len(self.functions) >= MAX_FUNCTIONS:
+                raise GrukitError(f"formula: functions nested more than {MAX_FUNCTIONS} deep")
             self.take()
+            self.functions.append(tok)
             arg = self.sum()
+            self.functions.pop()
             if self.take()[1] != ")":
                 raise GrukitError("formula: missing ')'")
             return _broadcast(arg, None, lambda a, _: _FUNCTIONS[tok](a))
         if kind == "name":
             return self.step.lookup(tok)
-        raise GrukitError(f"formula: unexpected {tok!r}")
+        raise GrukitError(f"formula: unexpected {shown(tok)}")
 
 
 def _broadcast(a, b, op):
@@ -323,3 +423,41 @@ def _broadcast(a, b, op):
     if isinstance(b, sp.MatrixBase):
         return b.applyfunc(lambda e: op(a, e))
     return op(a, b)
+
+
+def expanded_terms(value) -> int:
+    """An upper bound on the terms ``value`` (a matrix or a number) has once SymPy multiplies it out,
+    function arguments included; counted on the expression's shared subexpressions once, and
+    stopping past :data:`MAX_TERMS`."""
+    cap = MAX_TERMS + 1
+    memo: dict = {}
+    inner = [0]
+
+    def terms(e) -> int:
+        if e in memo:
+            return memo[e]
+        if e.is_Add:
+            n = min(cap, sum(terms(a) for a in e.args))
+        elif e.is_Mul:
+            n = 1
+            for a in e.args:
+                n = min(cap, n * terms(a))
+        elif e.is_Pow:
+            base = terms(e.base)
+            if e.exp.is_Integer and e.exp > 0:
+                n = 1 if base == 1 else min(cap, base ** min(int(e.exp), 64))
+            else:  # a denominator is multiplied out inside
+                inner[0] = min(cap, inner[0] + base + terms(e.exp))
+                n = 1
+        else:  # a function (its argument is multiplied out inside), a symbol or a number
+            for a in e.args:
+                inner[0] = min(cap, inner[0] + terms(a))
+            n = 1
+        memo[e] = n
+        return n
+
+    entries = list(value) if isinstance(value, sp.MatrixBase) else [sp.sympify(value)]
+    total = 0
+    for e in entries:
+        total = min(cap, total + terms(e))
+    return min(cap, total + inner[0])

@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from grukit.derive.audit.claims import Printed, load_claims, load_literal
+from grukit.derive.audit.claims import Printed, load_claims, load_literal_file
 from grukit.derive.audit.replay import Walk
 from grukit.derive.cell.convention import GATES, ConventionError, Param
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.problem_file import load_problem
+from grukit.derive.files.yaml_values import object_array
 from grukit.derive.numeric.evaluate import engine
 from grukit.derive.numeric.problem import Problem
 
@@ -70,7 +71,7 @@ class Identification:
 def observation(path: str | Path) -> tuple[Observation, list[str]]:
     """The observed numbers of a problem file (``observed``) or a claims file (forward claims)."""
     path = Path(path)
-    data = load_literal(path.read_text() if path.exists() else "", str(path))
+    data = load_literal_file(path)
     if isinstance(data, dict) and "claims" in data:
         cf = load_claims(path)
         numbers, ignored = [], []
@@ -94,7 +95,7 @@ def _observed(spec, problem: Problem, path: Path) -> list:
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in ("h", "h_last"):
         raise GrukitError(f"{where}: expected {{h: {T}x{H} states}} or {{h_last: {H} numbers}}")
     key, value = next(iter(spec.items()))
-    arr = np.array(value, dtype=object)
+    arr = object_array(value, f"{where}.{key}")
     shape = (T, H) if key == "h" else (H,)
     if arr.size != int(np.prod(shape)) or not all(isinstance(v, Printed) for v in arr.ravel()):
         raise GrukitError(f"{where}.{key}: expected {'x'.join(map(str, shape))} numbers")

@@ -16,33 +16,40 @@ from grukit.derive.cell.convention import (
 )
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
-from grukit.derive.files.yaml_values import load_yaml, to_number
+from grukit.derive.files.arrays import referenced_file
+from grukit.derive.files.yaml_values import load_yaml, shown, to_number
 
 CONVENTION_KEYS = ("name", "description", "source", "preset", "notation", *AXES, *ARRANGEMENT_AXES, *PARAMETER_AXES)
 CONVENTION_SUFFIXES = (".yaml", ".yml")
 
 # --- conventions ------------------------------------------------------------------------------
 
-def resolve_convention(spec, where: str, base_dir: Path) -> Convention:
-    """A problem file's ``convention``: a preset name or a file name, an inline mapping, or ``{file: conv.yaml}``."""
+def resolve_convention(spec, where: str, naming_file: Path) -> Convention:
+    """A problem file's ``convention``: a preset name or a file name, an inline mapping, or ``{file:
+    conv.yaml}``; a file is named beside ``naming_file`` (the problem's own file) and read only there
+    (:func:`~grukit.derive.files.arrays.referenced_file`)."""
     if isinstance(spec, str):
-        return named_convention(spec, where, base_dir)
+        return named_convention(spec, where, naming_file)
     if not isinstance(spec, dict):
-        raise GrukitError(f"{where}: expected a preset name or a mapping")
+        raise GrukitError(f"{where}: expected a preset name or a mapping, got {shown(spec)}")
     if set(spec) == {"file"}:
-        return convention_file(base_dir / str(spec["file"]))
+        if not isinstance(spec["file"], str):
+            raise GrukitError(f"{where}.file: expected a file name, got {shown(spec['file'])}")
+        return convention_file(referenced_file(naming_file, spec["file"], f"{where}.file"))
     file, _, field = where.partition(": ")
     return convention_from_mapping(spec, file, field + ".", "custom")
 
 
-def named_convention(text: str, where: str, base_dir: Path = Path(".")) -> Convention:
-    """A preset name, or a convention file (``.yaml``/``.yml``, relative to ``base_dir``): what the
-    command line and problem files accept wherever they take a convention."""
+def named_convention(text: str, where: str, naming_file: Path | None = None) -> Convention:
+    """A preset name, or a convention file (``.yaml``/``.yml``): what the command line and problem
+    files accept wherever they take a convention. A file named by a file (``naming_file``) is
+    resolved beside it by :func:`~grukit.derive.files.arrays.referenced_file`; one given on the
+    command line (no ``naming_file``) relative to the current folder."""
     if text in PRESETS:
         return PRESETS[text]
     if Path(text).suffix.lower() in CONVENTION_SUFFIXES:
-        return convention_file(base_dir / text)
-    raise GrukitError(f"{where}: unknown convention {text!r} (presets: {', '.join(PRESETS)}; "
+        return convention_file(Path(text) if naming_file is None else referenced_file(naming_file, text, where))
+    raise GrukitError(f"{where}: unknown convention {shown(text)} (presets: {', '.join(PRESETS)}; "
                       f"or a convention file ending in {' or '.join(CONVENTION_SUFFIXES)})")
 
 
@@ -64,14 +71,21 @@ def convention_from_mapping(data, file: str, field: str, default_name: str) -> C
         raise GrukitError(f"{at(unknown[0])}: unknown key (allowed: {', '.join(CONVENTION_KEYS)})")
     base = Convention(default_name)
     if "preset" in data:
-        if data["preset"] not in PRESETS:
-            raise GrukitError(f"{at('preset')}: unknown convention {data['preset']!r}")
+        if not isinstance(data["preset"], str) or data["preset"] not in PRESETS:
+            raise GrukitError(f"{at('preset')}: unknown convention {shown(data['preset'])}")
         base = PRESETS[data["preset"]]
     changes = {k: data[k] for k in (*AXES, *ARRANGEMENT_AXES) if k in data}
+    for axis in AXES:
+        if axis in changes and not isinstance(changes[axis], str):
+            raise GrukitError(f"{at(axis)}: unknown value {shown(changes[axis])} (choose from "
+                              f"{', '.join(AXES[axis])})")
+    if "layout" in changes and changes["layout"] is not None and not isinstance(changes["layout"], str):
+        raise GrukitError(f"{at('layout')}: expected a framework's name or none, got {shown(changes['layout'])}")
     if "gate_order" in changes:
-        if not isinstance(changes["gate_order"], list):
-            raise GrukitError(f"{at('gate_order')}: expected a list such as [z, r, h]")
-        changes["gate_order"] = tuple(changes["gate_order"])
+        order = changes["gate_order"]
+        if not isinstance(order, list) or not all(isinstance(g, str) for g in order):
+            raise GrukitError(f"{at('gate_order')}: expected a list such as [z, r, h], got {shown(order)}")
+        changes["gate_order"] = tuple(order)
     for key in PARAMETER_AXES:  # a number (read exactly) or none
         if key in data:
             changes[key] = None if data[key] is None else to_number(data[key], at(key))

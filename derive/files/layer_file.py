@@ -38,7 +38,7 @@ from grukit.derive.files.problem_file import (
     weight_sizes,
     weight_source,
 )
-from grukit.derive.files.yaml_values import load_yaml, to_array
+from grukit.derive.files.yaml_values import load_yaml, shown, to_array
 from grukit.derive.layers.network import DIRECTIONS, FRAMEWORKS, MERGES, Cell, Layer, Network
 from grukit.derive.layers.problem import LayerLoss, LayerProblem
 from grukit.derive.layers.run import (
@@ -72,7 +72,7 @@ def is_layer_problem(data, path: Path) -> bool:
     w = data.get("weights")
     if isinstance(w, dict) and "file" in w:
         suffix = Path(str(w["file"])).suffix.lower()
-        if suffix in MODEL_SUFFIXES:
+        if suffix in MODEL_SUFFIXES or suffix != ".npz":  # the model-file reader names what a suffix is not
             return True
         if suffix == ".npz" and w.get("layout") in ("pytorch", "onnx"):
             file = referenced_file(path, w["file"], f"{path}: weights.file")
@@ -102,8 +102,8 @@ def _inputs(value, path: Path) -> tuple[np.ndarray, bool]:
             raise GrukitError(f"{where}: expected a list of rows, or {{file: inputs.npy}}")
         file = referenced_file(path, value["file"], f"{where}.file")
         arr = read_npy(file, f"{where}.file")
-        if not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr)):
-            raise GrukitError(f"{where}.file: {file}: expected finite numbers")
+        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr) or not np.all(np.isfinite(arr)):
+            raise GrukitError(f"{where}.file: {file}: expected finite real numbers")
         arr = arr.astype(np.float64)
     else:
         depth = _depth(value)
@@ -132,9 +132,9 @@ def _shape(value, where: str) -> tuple[int, ...]:
 def _choice(data: dict, key: str, allowed, path: Path):
     if data.get(key) is None:
         return None
-    value = str(data[key]) if data[key] is not None else None
-    if value not in allowed:
-        raise GrukitError(f"{path}: {key}: unknown value {value!r} (choose from {', '.join(allowed)})")
+    value = data[key]
+    if not isinstance(value, str) or value not in allowed:
+        raise GrukitError(f"{path}: {key}: unknown value {shown(value)} (choose from {', '.join(allowed)})")
     return value
 
 
@@ -151,7 +151,7 @@ def layer_problem_from_mapping(data: dict, path: Path) -> LayerProblem:
     framework = _choice(data, "framework", [f for f in FRAMEWORKS if f != "none"], path)
     conv = None
     if data.get("convention"):
-        conv = resolve_convention(data["convention"], f"{path}: convention", path.parent)
+        conv = resolve_convention(data["convention"], f"{path}: convention", path)
     inputs, batched = _inputs(data["inputs"], path)
     spec = data["weights"]
     weights = None
@@ -208,7 +208,8 @@ def _validity(data: dict, path: Path, B: int, T: int, rules) -> tuple[np.ndarray
             value = [value]
         if not isinstance(value, list) or len(value) != B or any(
                 isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= T for v in value):
-            raise GrukitError(f"{path}: lengths: expected {B} whole numbers from 0 to T = {T}, got {data['lengths']!r}")
+            raise GrukitError(f"{path}: lengths: expected {B} whole numbers from 0 to T = {T}, "
+                              f"got {shown(data['lengths'])}")
         if not rules.empty and 0 in value:
             raise GrukitError(f"{path}: lengths: {rules.name} has no sequence of length 0 "
                               f"(pack_padded_sequence refuses it)")
@@ -268,11 +269,11 @@ def _h0(value, network: Network, B: int, batched: bool, path: Path, weights) -> 
 
 
 def _loss(spec, problem: LayerProblem, where: str) -> LayerLoss:
-    if not isinstance(spec, dict) or spec.get("type") not in LOSS_KEYS:
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str) or spec["type"] not in LOSS_KEYS:
         raise GrukitError(f"{where}: expected {{type: weighted_sum, G: ...}} or {{type: squared_error, targets: ...}} "
                           f"for a layer problem")
     kind = spec["type"]
-    extra = sorted(set(spec) - LOSS_KEYS[kind])
+    extra = sorted(map(str, set(spec) - LOSS_KEYS[kind]))
     if extra:
         raise GrukitError(f"{where}.{extra[0]}: unknown key for {kind} (allowed: {', '.join(sorted(LOSS_KEYS[kind]))})")
     shape = outputs_shape(problem.network, problem.batch, problem.steps)
@@ -293,7 +294,10 @@ def _loss(spec, problem: LayerProblem, where: str) -> LayerLoss:
 def _array_of(value, shape, where: str, path: Path):
     if isinstance(value, dict) and set(value) == {"file"}:
         file = referenced_file(path, value["file"], f"{where}.file")
-        arr = read_npy(file, f"{where}.file").astype(np.float64)
+        arr = read_npy(file, f"{where}.file")
+        if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr) or not np.all(np.isfinite(arr)):
+            raise GrukitError(f"{where}.file: {file}: expected finite real numbers")
+        arr = arr.astype(np.float64)
         if arr.shape != tuple(shape):
             raise GrukitError(f"{where}: expected shape {'x'.join(map(str, shape))}, got "
                               f"{'x'.join(map(str, arr.shape))}")

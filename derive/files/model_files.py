@@ -18,10 +18,22 @@ file says it:
   which, in order.
 
 Every error names the file and what is missing or unsupported. Nothing here computes.
+
+Read as files someone else wrote (docs/security.md): a ``.pt`` is loaded with
+``torch.load(weights_only=True)`` only if its bytes are PyTorch's zip format (its archive checked
+first; a legacy pickle, or a safetensors, ONNX, HDF5 or NumPy file under that name, is named for
+what it is), and every tensor must be dense, with values, of real numbers; a ``.safetensors`` file
+is read by a bounded reader of its own; an ONNX model is loaded with ``load_external_data=False``
+and refused if any initializer keeps its data outside the file, each tensor's declared dims are
+checked against the data it holds, and each GRU attribute against its type and range.
 """
 from __future__ import annotations
 
+import json
+import math
+import os
 import re
+import warnings
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -33,15 +45,27 @@ from grukit.derive.cell.functions import ONNX_ACTIVATIONS
 from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
-from grukit.derive.files.arrays import referenced_file
+from grukit.derive.files.arrays import check_shape, file_name, open_zip, printable, referenced_file, shape_text
 from grukit.derive.files.keras_files import read_keras
-from grukit.derive.files.weight_files import CellSource, WeightFile, arrays_of_npz, check_stack, file_cell, float_array
+from grukit.derive.files.weight_files import (
+    CellSource,
+    WeightFile,
+    arrays_of_npz,
+    check_stack,
+    file_cell,
+    file_kind,
+    float_array,
+    zip_kind,
+)
 from grukit.derive.layers.network import FRAMEWORKS, Layer, Network
 
 MODEL_SUFFIXES = {".onnx": "onnx", ".pt": "pytorch", ".pth": "pytorch", ".safetensors": "pytorch",
                   ".h5": "keras", ".keras": "keras"}
 """File suffix -> the framework whose file it is (an ``.npz`` says it with ``layout:``)."""
 SPEC_KEYS = ("layout", "file", "node", "module", "layers")
+
+
+FORMATS = ".onnx, .pt, .pth, .safetensors, .weights.h5, .keras, or .npz with a layout"
 
 
 def read_weight_file(spec: dict, problem_path: Path, convention: Convention | None, direction: str | None,
@@ -53,22 +77,22 @@ def read_weight_file(spec: dict, problem_path: Path, convention: Convention | No
         raise GrukitError(f"{where}.{unknown[0]}: unknown key (allowed: {', '.join(SPEC_KEYS)})")
     if "file" not in spec:
         raise GrukitError(f"{where}.file: missing")
-    file = referenced_file(problem_path, spec["file"], f"{where}.file")
-    suffix = file.suffix.lower()
+    name = file_name(problem_path, spec["file"], f"{where}.file")
+    shown = Path(problem_path).parent / name
+    suffix = shown.suffix.lower()
     framework = MODEL_SUFFIXES.get(suffix)
     layout = spec.get("layout")
     if layout is not None and layout not in LAYOUTS:
         raise GrukitError(f"{where}.layout: unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
     if framework is None and suffix != ".npz":
-        raise GrukitError(f"{where}.file: {file}: unsupported file type {suffix or '(none)'!r} (read: "
-                          f"{', '.join(sorted(MODEL_SUFFIXES))}, or .npz with a layout)")
+        raise GrukitError(f"{where}.file: {shown}: unsupported file type {suffix or '(none)'!r}: not a weights "
+                          f"format (grukit reads {FORMATS})")
     if framework is not None and layout is not None and layout != framework:
-        raise GrukitError(f"{where}.layout: {layout!r} does not match {file} (a {framework} file)")
+        raise GrukitError(f"{where}.layout: {layout!r} does not match {shown} (a {framework} file)")
     framework = framework or layout
     if framework is None:
         raise GrukitError(f"{where}.layout: missing (an .npz holds arrays of keras, pytorch or onnx)")
-    if not file.exists():
-        raise GrukitError(f"{where}.file: {file}: no such file")
+    file = referenced_file(problem_path, name, f"{where}.file")
     for key, only in (("node", "onnx"), ("module", "pytorch")):
         if key in spec and framework != only:
             raise GrukitError(f"{where}.{key}: only for {only} files")
@@ -79,50 +103,172 @@ def read_weight_file(spec: dict, problem_path: Path, convention: Convention | No
     return read_keras(file, spec, convention, direction, merge, where)
 
 
-
 # --- PyTorch ------------------------------------------------------------------------------------
 
 _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
                         r"_l(?P<layer>\d+)(?P<rev>_reverse)?$")
 
 
-def _load_torch(file: Path) -> dict[str, np.ndarray]:
+_RENAME = {"a safetensors file": ".safetensors", "an ONNX model (protobuf)": ".onnx",
+           "an HDF5 file (Keras .weights.h5?)": ".weights.h5", "a Keras .keras archive": ".keras",
+           "an .npz archive (numpy.savez)": ".npz (with layout: pytorch)", "a NumPy .npy file": ".npy"}
+
+
+def _not_torch(file: Path, kind: str) -> GrukitError:
+    rename = _RENAME.get(kind)
+    advice = f"name it {rename}" if rename else "torch.save writes a zip archive"
+    return GrukitError(f"{file}: not a PyTorch file: it is {kind} ({advice})")
+
+
+def _load_torch(file: Path, where: str) -> dict[str, np.ndarray]:
     suffix = file.suffix.lower()
     if suffix == ".npz":
-        return arrays_of_npz(file, str(file))
+        return arrays_of_npz(file, where)
     if suffix == ".safetensors":
-        try:
-            from safetensors.numpy import load_file
-        except ImportError:
-            raise GrukitError(f"{file}: reading .safetensors needs the safetensors package") from None
-        try:
-            return dict(load_file(str(file)))
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is one message
-            raise GrukitError(f"{file}: cannot read as safetensors ({exc})") from None
+        return read_safetensors(file)
+    kind = file_kind(file)
+    if kind.startswith("a Python pickle"):
+        raise GrukitError(f"{file}: a legacy PyTorch file (a bare pickle, PyTorch before 1.6): grukit reads the zip "
+                          f"format torch.save writes since PyTorch 1.6; load and save it again there")
+    if kind != "a zip archive":
+        raise _not_torch(file, kind)
+    with open_zip(file, where, "a PyTorch file (a zip archive)") as z:
+        kind = zip_kind(z.namelist())
+    if kind != "a PyTorch file (torch.save)":
+        raise _not_torch(file, kind)
     try:
         import torch
     except ImportError:
         raise GrukitError(f"{file}: reading a PyTorch file needs torch (pip install torch), or save the "
                           f"state dict as .safetensors") from None
     try:
-        data = torch.load(str(file), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's warnings about the file would be lines on stderr
+            warnings.simplefilter("ignore")
+            data = torch.load(str(file), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GrukitError(f"{file}: cannot read with torch.load(weights_only=True): {first} (save "
-                          f"gru.state_dict(), not the module)") from None
+        raise GrukitError(f"{file}: cannot read with torch.load(weights_only=True): {_torch_reason(exc)} (grukit "
+                          f"runs no code from a file: save gru.state_dict(), not the module)") from None
     if isinstance(data, dict) and "state_dict" in data and isinstance(data["state_dict"], dict):
         data = data["state_dict"]
     if not isinstance(data, dict):
         raise GrukitError(f"{file}: holds a {type(data).__name__}, not a state dict")
     out = {}
     for key, value in data.items():
-        if hasattr(value, "detach"):
-            out[str(key)] = value.detach().cpu().double().numpy()
+        if isinstance(value, torch.Tensor):
+            out[str(key)] = _torch_array(value, f"{file}: {printable(key)}")
+    return out
+
+
+def _torch_reason(exc: Exception) -> str:
+    """The line of torch's message that says what it refused, never its advice to unpickle anyway."""
+    lines = [" ".join(line.split()) for line in str(exc).splitlines() if line.strip()]
+    chosen = next((line for line in lines if "Unsupported global" in line or "Unsupported operand" in line),
+                  next((line for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else ""))
+    chosen = chosen.replace("WeightsUnpickler error: ", "").split(" Please ")[0].split(" Check the ")[0]
+    chosen = "".join(c for c in chosen if c.isprintable())
+    if not chosen or any(w in chosen for w in ("weights_only", "arbitrary code", "safe_globals", "trust")):
+        chosen = type(exc).__name__
+    return chosen[:300]
+
+
+def _torch_array(value, where: str) -> np.ndarray:
+    """A dense tensor of real numbers, with values, of a bounded size, as float64."""
+    import torch
+
+    if value.layout != torch.strided:
+        raise GrukitError(f"{where}: a {str(value.layout).removeprefix('torch.')} tensor: grukit reads dense tensors "
+                          f"(save tensor.to_dense())")
+    if value.device.type == "meta":
+        raise GrukitError(f"{where}: a meta tensor (a shape without values): grukit reads tensors that hold numbers")
+    if value.is_quantized:
+        raise GrukitError(f"{where}: a quantized tensor ({value.dtype}): save tensor.dequantize()")
+    if value.is_complex() or value.dtype == torch.bool or not (value.is_floating_point() or value.dtype in (
+            torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise GrukitError(f"{where}: holds {str(value.dtype).removeprefix('torch.')} values: grukit reads tensors "
+                          f"of real numbers")
+    check_shape(tuple(value.shape), where)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return value.detach().to("cpu", torch.float64).numpy()
+    except Exception as exc:  # noqa: BLE001 - a tensor torch itself cannot convert
+        raise GrukitError(f"{where}: cannot convert ({' '.join(str(exc).split())[:200]})") from None
+
+
+SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8", "I32": "<i4",
+                      "I16": "<i2", "I8": "i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1"}
+"""safetensors' dtype names -> NumPy's (bfloat16 read as its 16 bits, widened below)."""
+MAX_SAFETENSORS_HEADER = 2 ** 24
+
+
+def read_safetensors(file: Path) -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file, by a bounded reader: the header is checked (its length, its
+    JSON, every tensor's dtype, shape and offsets, which must tile the file's data exactly, as the
+    format demands) before any tensor is read, so what is read is at most the file's size."""
+    try:
+        with open(file, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(8)
+            if len(head) < 8:
+                raise GrukitError(f"{file}: not a safetensors file (it is {file_kind(file)})")
+            n = int.from_bytes(head, "little")
+            if n > MAX_SAFETENSORS_HEADER or n > size - 8:
+                raise GrukitError(f"{file}: not a safetensors file: its header length {n} is beyond the file or "
+                                  f"more than grukit reads (it is {file_kind(file)})")
+            try:
+                header = json.loads(fh.read(n).decode("utf-8"))
+            except RecursionError:
+                raise GrukitError(f"{file}: safetensors header: nested too deeply") from None
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise GrukitError(f"{file}: not a safetensors file: its header is not JSON "
+                                  f"({' '.join(str(exc).split())[:120]})") from None
+            if not isinstance(header, dict):
+                raise GrukitError(f"{file}: safetensors header: expected a mapping of tensors")
+            data_size = size - 8 - n
+            entries = {}
+            for name, entry in header.items():
+                if name == "__metadata__":
+                    continue
+                where = f"{file}: {printable(name)}"
+                if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) \
+                        or not isinstance(entry.get("shape"), list) or not isinstance(entry.get("data_offsets"), list):
+                    raise GrukitError(f"{where}: expected {{dtype, shape, data_offsets}} in the header")
+                dtype = SAFETENSORS_DTYPES.get(entry["dtype"])
+                if dtype is None:
+                    raise GrukitError(f"{where}: holds {printable(entry['dtype'][:20])} values: grukit reads tensors "
+                                      f"of real numbers ({', '.join(SAFETENSORS_DTYPES)})")
+                shape, offsets = entry["shape"], entry["data_offsets"]
+                if any(isinstance(v, bool) or not isinstance(v, int) for v in shape + offsets) or len(offsets) != 2:
+                    raise GrukitError(f"{where}: shape and data_offsets must be whole numbers")
+                count = check_shape(tuple(shape), where)
+                begin, end = offsets
+                need = count * np.dtype(dtype).itemsize
+                if not 0 <= begin <= end <= data_size or end - begin != need:
+                    raise GrukitError(f"{where}: data_offsets {begin}..{end} do not hold shape {shape_text(shape)} "
+                                      f"({need} bytes) within the file's {data_size} bytes of data")
+                entries[str(name)] = (entry["dtype"], dtype, tuple(shape), begin, need)
+            at = 0
+            for name, (_, _, _, begin, need) in sorted(entries.items(), key=lambda e: (e[1][3], e[1][4])):
+                if begin != at:
+                    raise GrukitError(f"{file}: {printable(name)}: data_offsets overlap or leave a gap (the tensors' "
+                                      f"data must follow one another)")
+                at = begin + need
+            if at != data_size:
+                raise GrukitError(f"{file}: the tensors hold {at} bytes of the file's {data_size} bytes of data")
+            out = {}
+            for name, (kind, dtype, shape, begin, need) in entries.items():
+                fh.seek(8 + n + begin)
+                raw = np.frombuffer(fh.read(need), dtype=dtype).reshape(shape)
+                if kind == "BF16":
+                    raw = (raw.astype(np.uint32) << 16).view(np.float32)
+                out[name] = np.array(raw)
+    except OSError as exc:
+        raise GrukitError(f"{file}: cannot read ({exc.strerror or exc})") from None
     return out
 
 
 def _torch(file: Path, spec: dict, convention: Convention | None, direction: str | None, where: str) -> WeightFile:
-    arrays = _load_torch(file)
+    arrays = _load_torch(file, where)
     found: dict[str, dict] = {}
     for key, value in arrays.items():
         m = _TORCH_KEY.match(key)
@@ -229,7 +375,7 @@ def onnx_activations(names: list[str], alphas: list[float], betas: list[float], 
     return out
 
 
-def onnx_convention(base: Convention, gate, candidate, clip) -> Convention:
+def onnx_convention(base: Convention, gate, candidate, clip, where: str = "ONNX GRU") -> Convention:
     """The cell's convention from a GRU node's attributes (each direction has its own)."""
     changes = dict(gate_activation=gate[0], gate_activation_alpha=gate[1], gate_activation_beta=gate[2],
                    candidate_activation=candidate[0], candidate_activation_alpha=candidate[1],
@@ -240,7 +386,102 @@ def onnx_convention(base: Convention, gate, candidate, clip) -> Convention:
     try:
         return base.with_changes(name=f"{base.name} ({shown})", **changes)
     except ConventionError as exc:
-        raise GrukitError(str(exc)) from None
+        raise GrukitError(f"{where}: {exc}") from None
+
+
+GRU_ATTRIBUTES = {"activation_alpha": "FLOATS", "activation_beta": "FLOATS", "activations": "STRINGS",
+                  "clip": "FLOAT", "direction": "STRING", "hidden_size": "INT", "layout": "INT",
+                  "linear_before_reset": "INT"}
+"""The ONNX GRU operator's attributes and their types."""
+_ATTRIBUTE_WORDS = {"FLOATS": "a list of floats", "STRINGS": "a list of strings", "FLOAT": "a float",
+                    "STRING": "a string", "INT": "an integer"}
+
+
+def onnx_attributes(node, file: Path) -> dict:
+    """A GRU node's attributes, each of the operator's type and in its range: one line naming the file,
+    the node and the attribute otherwise."""
+    from onnx import AttributeProto, helper
+
+    where = f"{file}: GRU node {node.name[:80]!r}"
+    out = {}
+    for a in node.attribute:
+        expected = GRU_ATTRIBUTES.get(a.name)
+        at = f"{where}: attribute {a.name[:60]!r}"
+        if expected is None:
+            raise GrukitError(f"{at}: not an attribute of the GRU operator ({', '.join(GRU_ATTRIBUTES)})")
+        if a.name in out:
+            raise GrukitError(f"{at}: given twice")
+        if a.ref_attr_name:
+            raise GrukitError(f"{at}: refers to a function's attribute: grukit reads values stored in the node")
+        if a.type != getattr(AttributeProto, expected):
+            got = AttributeProto.AttributeType.Name(a.type) if a.type in AttributeProto.AttributeType.values() \
+                else str(a.type)
+            raise GrukitError(f"{at}: expected {_ATTRIBUTE_WORDS[expected]}, got {got.lower()}")
+        value = helper.get_attribute_value(a)
+        if expected in ("STRING", "STRINGS"):
+            try:
+                value = value.decode("utf-8") if expected == "STRING" else [v.decode("utf-8") for v in value]
+            except UnicodeDecodeError:
+                raise GrukitError(f"{at}: not UTF-8 text") from None
+        if expected in ("FLOAT", "FLOATS"):
+            for v in [value] if expected == "FLOAT" else value:
+                if not math.isfinite(v):
+                    raise GrukitError(f"{at}: {v} is not a finite number")
+        if a.name == "clip" and not value > 0:
+            raise GrukitError(f"{at}: {value:g}: the clip threshold must be positive")
+        if a.name == "hidden_size" and value < 1:
+            raise GrukitError(f"{at}: {value}: expected a positive size")
+        if a.name in ("layout", "linear_before_reset") and value not in (0, 1):
+            raise GrukitError(f"{at}: {value}: expected 0 or 1")
+        if a.name == "direction" and value not in ("forward", "reverse", "bidirectional"):
+            raise GrukitError(f"{at}: {value[:40]!r} is not forward, reverse or bidirectional")
+        out[a.name] = value
+    return out
+
+
+ONNX_NUMBER_TYPES = {"FLOAT": 4, "DOUBLE": 8, "FLOAT16": 2, "BFLOAT16": 2, "INT8": 1, "INT16": 2, "INT32": 4,
+                     "INT64": 8, "UINT8": 1, "UINT16": 2, "UINT32": 4, "UINT64": 8}
+"""ONNX tensor types of real numbers, with their sizes in bytes."""
+
+
+def _external(tensor) -> bool:
+    from onnx import TensorProto
+
+    return tensor.data_location == TensorProto.EXTERNAL or len(tensor.external_data) > 0
+
+
+def onnx_tensor(tensor, file: Path) -> np.ndarray:
+    """An initializer's values: real numbers, stored in the file, as many as its dims declare."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    where = f"{file}: tensor {tensor.name[:80]!r}"
+    if _external(tensor):
+        raise GrukitError(f"{where}: its data is stored outside the model (ONNX external data): grukit reads only "
+                          f"the files you name; save the model with its weights inside")
+    type_name = TensorProto.DataType.Name(tensor.data_type) if tensor.data_type in TensorProto.DataType.values() \
+        else str(tensor.data_type)
+    if type_name not in ONNX_NUMBER_TYPES:
+        raise GrukitError(f"{where}: holds {type_name.lower()} values: grukit reads tensors of real numbers")
+    if tensor.HasField("segment"):
+        raise GrukitError(f"{where}: a segment of a tensor: grukit reads whole tensors")
+    dims = tuple(tensor.dims)
+    count = check_shape(dims, where)
+    if tensor.HasField("raw_data"):
+        have, need, unit = len(tensor.raw_data), count * ONNX_NUMBER_TYPES[type_name], "bytes"
+    else:
+        have, need, unit = len(getattr(tensor, helper.tensor_dtype_to_field(tensor.data_type))), count, "values"
+    if have != need:
+        raise GrukitError(f"{where}: its dims {shape_text(dims)} need {need} {unit} of data, it holds {have}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = numpy_helper.to_array(tensor)
+    except Exception as exc:  # noqa: BLE001
+        raise GrukitError(f"{where}: cannot read ({' '.join(str(exc).split())[:200]})") from None
+    if arr.dtype.kind not in "fiu":  # bfloat16 and other extended floats
+        with np.errstate(all="ignore"):
+            arr = arr.astype(np.float32)
+    return arr
 
 
 def _onnx(file: Path, spec: dict, convention: Convention | None, direction: str | None, where: str) -> WeightFile:
@@ -248,18 +489,40 @@ def _onnx(file: Path, spec: dict, convention: Convention | None, direction: str 
         return _onnx_arrays(file, arrays_of_npz(file, where), {}, convention, direction, where, None)
     try:
         import onnx
-        from onnx import helper, numpy_helper
+        from onnx import AttributeProto
     except ImportError:
         raise GrukitError(f"{file}: reading an ONNX model needs the onnx package (pip install onnx)") from None
+    kind = file_kind(file)
+    if kind in ("a zip archive", "an HDF5 file (Keras .weights.h5?)", "a NumPy .npy file", "a safetensors file",
+                "an empty file", "a text file") or kind.startswith("a Python pickle"):
+        raise GrukitError(f"{file}: not an ONNX model: it is {kind}")
     try:
-        model = onnx.load(str(file))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = onnx.load(str(file), load_external_data=False)
     except Exception as exc:  # noqa: BLE001
-        raise GrukitError(f"{file}: cannot read as an ONNX model ({exc})") from None
+        raise GrukitError(f"{file}: cannot read as an ONNX model ({' '.join(str(exc).split())[:200]})") from None
     graph = model.graph
+    texts = [v for n in graph.node for v in (n.name, n.op_type, n.domain, *n.input, *n.output,
+                                             *(a.name for a in n.attribute))]
+    if any(not isinstance(v, str) for v in texts + [t.name for t in graph.initializer]):
+        raise GrukitError(f"{file}: a node or tensor name that is not UTF-8 text (a corrupt ONNX model)")
+    tensors = {}
+    for init in graph.initializer:
+        if _external(init):
+            onnx_tensor(init, file)  # refused, naming it
+        tensors[init.name] = init
+    for n in graph.node:
+        if n.op_type == "Constant" and n.output:
+            for a in n.attribute:
+                if a.name == "value" and a.type == AttributeProto.TENSOR:
+                    if _external(a.t):
+                        onnx_tensor(a.t, file)
+                    tensors[n.output[0]] = a.t
     grus = [n for n in graph.node if n.op_type == "GRU"]
     if not grus:
-        ops = sorted({n.op_type for n in graph.node})
-        raise GrukitError(f"{file}: no GRU node (its nodes: {', '.join(ops) or 'none'})")
+        ops = sorted({n.op_type[:40] for n in graph.node})
+        raise GrukitError(f"{file}: no GRU node (its nodes: {', '.join(ops[:20]) or 'none'})")
     if "node" in spec:
         want = spec["node"]
         match = [n for i, n in enumerate(grus) if n.name == want or (isinstance(want, int) and i == want)]
@@ -272,27 +535,24 @@ def _onnx(file: Path, spec: dict, convention: Convention | None, direction: str 
                           f"({', '.join(repr(n.name) for n in grus)}); say which (a name or an index)")
     else:
         node = grus[0]
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    for n in graph.node:
-        if n.op_type == "Constant" and n.output:
-            for a in n.attribute:
-                if a.name == "value":
-                    inits[n.output[0]] = numpy_helper.to_array(a.t)
+    attrs = onnx_attributes(node, file)
     inputs = list(node.input) + [""] * (6 - len(node.input))
     arrays = {}
     for role, name in zip(("W", "R", "B"), inputs[1:4]):
         if not name:
             continue
-        if name not in inits:
+        if name not in tensors:
             raise GrukitError(f"{file}: GRU node {node.name!r}: its {role} ({name!r}) is not an initializer "
                               f"(grukit reads weights stored in the file)")
-        arrays[role] = inits[name]
+        arrays[role] = onnx_tensor(tensors[name], file)
     names = {role: name for role, name in zip(("W", "R", "B"), inputs[1:4]) if name}
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    h0 = inits.get(inputs[5]) if inputs[5] else None
+    h0 = onnx_tensor(tensors[inputs[5]], file) if inputs[5] and inputs[5] in tensors else None
     out = _onnx_arrays(file, arrays, attrs, convention, direction, where, node.name, names, h0)
-    if inputs[4] and inputs[4] in inits:
-        out.lengths = np.asarray(inits[inputs[4]]).ravel()
+    if inputs[4] and inputs[4] in tensors:
+        lengths = onnx_tensor(tensors[inputs[4]], file)
+        if lengths.dtype.kind not in "iu":
+            raise GrukitError(f"{file}: sequence_lens ({inputs[4]!r}): expected integers, got {lengths.dtype}")
+        out.lengths = lengths.ravel()
     return out
 
 
@@ -337,19 +597,20 @@ def _onnx_arrays(file: Path, arrays: dict, attrs: dict, convention: Convention |
     if acts and len(acts) != 2 * dirs:
         raise GrukitError(f"{file}: activations: {len(acts)} given, a {file_direction} GRU needs {2 * dirs}")
     parsed = onnx_activations(acts, list(attrs.get("activation_alpha", [])), list(attrs.get("activation_beta", [])),
-                              f"{file}: activations") if acts else None
+                              f"{file}: GRU node {node!r}: attribute 'activations'") if acts else None
     clip = attrs.get("clip")
     clip = Fraction(float(np.float32(clip))) if clip is not None else None
     rules = FRAMEWORKS["onnx"]
     cells, sources = [], []
+    at = f"{file}: GRU node {node!r}" if node is not None else str(file)
     dir_names = ("forward", "reverse") if dirs == 2 else (file_direction,)
     for d, dirn in enumerate(dir_names):
         conv = base
         if parsed:
-            conv = onnx_convention(base, parsed[2 * d], parsed[2 * d + 1], clip)
+            conv = onnx_convention(base, parsed[2 * d], parsed[2 * d + 1], clip, at)
         elif clip is not None:
             conv = onnx_convention(base, (base.gate_activation, None, None),
-                                   (base.candidate_activation, None, None), clip)
+                                   (base.candidate_activation, None, None), clip, at)
         layout = replace(LAYOUTS["onnx"], input_weight=names["W"], recurrent_weight=names["R"],
                          biases={"none": (), "double": (names.get("B", "B"),)})
         cell_arrays = {names["W"]: W[d:d + 1], names["R"]: R[d:d + 1]}

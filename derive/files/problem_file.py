@@ -23,7 +23,7 @@ from grukit.derive.cell.losses import LOSS_TYPES, LossHead
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.arrays import read_npz, referenced_file
 from grukit.derive.files.convention_file import resolve_convention
-from grukit.derive.files.yaml_values import load_yaml, matrix_rows, to_array, to_number
+from grukit.derive.files.yaml_values import load_yaml, matrix_rows, object_array, shown, to_array, to_number
 from grukit.derive.numeric.problem import Problem
 
 PROBLEM_KEYS = ("title", "description", "convention", "inputs", "h0", "weights", "loss", "learning_rate",
@@ -69,12 +69,12 @@ def weight_source(spec, conv: Convention, path: Path) -> WeightSource:
 def layout_source(spec: dict, conv: Convention, path: Path) -> WeightSource:
     """``{layout: NAME, file: weights.npz}``: the archive's arrays, their names checked all at once."""
     where = f"{path}: weights"
-    unknown = sorted(set(spec) - {"layout", "file"})
+    unknown = sorted(map(str, set(spec) - {"layout", "file"}))
     if unknown:
         raise GrukitError(f"{where}.{unknown[0]}: unknown key (allowed: layout, file)")
     name = spec["layout"]
-    if name not in LAYOUTS:
-        raise GrukitError(f"{where}.layout: unknown layout {name!r} (choose from {', '.join(LAYOUTS)})")
+    if not isinstance(name, str) or name not in LAYOUTS:
+        raise GrukitError(f"{where}.layout: unknown layout {shown(name)} (choose from {', '.join(LAYOUTS)})")
     layout = LAYOUTS[name]
     layout.check(conv, f"{where}.layout")
     if "file" not in spec:
@@ -102,7 +102,7 @@ def weight_sizes(source: WeightSource, conv: Convention) -> tuple[int, int]:
     if source.layout is not None:
         return _layout_sizes(source)
     key = conv.key(Param("input_weight", "h"))
-    w = np.array(source.arrays[key], dtype=object)
+    w = object_array(source.arrays[key], f"{source.where}{key}")
     if w.ndim != 2:
         raise GrukitError(f"{source.where}{key}: expected a matrix")
     hidden, cols = w.shape if conv.orientation == "column" else w.shape[::-1]
@@ -144,9 +144,9 @@ def parse_loss(spec, problem: Problem, where: str) -> LossHead:
     if not isinstance(spec, dict) or "type" not in spec:
         raise GrukitError(f"{where}: expected a mapping with a 'type' ({', '.join(LOSS_TYPES)})")
     kind = spec["type"]
-    if kind not in LOSS_TYPES:
-        raise GrukitError(f"{where}.type: unknown loss {kind!r} (choose from {', '.join(LOSS_TYPES)})")
-    extra = sorted(set(spec) - LOSS_KEYS[kind])
+    if not isinstance(kind, str) or kind not in LOSS_TYPES:
+        raise GrukitError(f"{where}.type: unknown loss {shown(kind)} (choose from {', '.join(LOSS_TYPES)})")
+    extra = sorted(map(str, set(spec) - LOSS_KEYS[kind]))
     if extra:
         raise GrukitError(f"{where}.{extra[0]}: unknown key for {kind} (allowed: {', '.join(sorted(LOSS_KEYS[kind]))})")
     T, H = problem.steps, problem.hidden_size
@@ -183,7 +183,7 @@ def _output_layer(spec: dict, problem: Problem, where: str) -> tuple[np.ndarray 
             raise GrukitError(f"{where}.b_o: given without W_o")
         return None, None
     column = problem.convention.orientation == "column"
-    w = np.array(spec["W_o"], dtype=object)
+    w = object_array(spec["W_o"], f"{where}.W_o")
     if w.ndim != 2:
         raise GrukitError(f"{where}.W_o: expected a matrix")
     O, H = (w.shape[0] if column else w.shape[1]), problem.hidden_size
@@ -222,7 +222,7 @@ def problem_from_mapping(data, path: Path) -> Problem:
     for key in ("convention", "inputs", "weights"):
         if key not in data:
             raise GrukitError(f"{path}: {key}: missing")
-    conv = resolve_convention(data["convention"], f"{path}: convention", path.parent)
+    conv = resolve_convention(data["convention"], f"{path}: convention", path)
     inputs = matrix_rows(data["inputs"], f"{path}: inputs")
     source = weight_source(data["weights"], conv, path)
     D, H = weight_sizes(source, conv)
