@@ -17,7 +17,7 @@ from grukit.codegen.cli.audit_text import print_audit, print_comparison, print_i
 from grukit.codegen.cli.text import print_json
 from grukit.codegen.output import write_atomic
 from grukit.derive.audit.audit import audit
-from grukit.derive.audit.claims import load_claims, load_literal
+from grukit.derive.audit.claims import load_claims, load_literal_file
 from grukit.derive.audit.compare import compare
 from grukit.derive.audit.convert import convert
 from grukit.derive.audit.identify import as_data as identification_data
@@ -45,7 +45,7 @@ def cmd_verify(args) -> int:
 def cmd_names(args) -> int:
 
     path = Path(args.file)
-    data = load_literal(path.read_text() if path.is_file() else "", str(path))
+    data = load_literal_file(path)
     if isinstance(data, dict) and "claims" in data:
 
         problem = load_claims(path).problem

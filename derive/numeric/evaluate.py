@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -26,6 +26,7 @@ import sympy as sp
 
 from grukit.derive.cell.convention import Param
 from grukit.derive.cell.equations import Affine, CellEquations, Pointwise
+from grukit.derive.errors import GrukitError
 
 DIGITS = 60
 ENGINES = ("exact", "numpy", "numba")
@@ -63,8 +64,10 @@ def round_half_up(value, decimals: int) -> Decimal:
     if not isinstance(value, (Fraction, int)):
         with mpmath.workdps(DIGITS):  # not the caller's precision: at 15 digits 0.4825*0.3 reads 0.14474999...
             text = mpmath.nstr(mpmath.mpf(value), 40, strip_zeros=False)
-    d = Decimal(text) if text is not None else Decimal(value.numerator) / Decimal(value.denominator)
-    return d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    with localcontext() as ctx:  # enough digits for the integer part and every decimal asked for
+        ctx.prec = 60 + decimals
+        d = Decimal(text) if text is not None else Decimal(value.numerator) / Decimal(value.denominator)
+        return d.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
 
 class Engine:
@@ -90,6 +93,14 @@ class Engine:
         engine that runs whole sequences itself; None for the others, whose backward pass walks the
         backward records step by step (:func:`grukit.derive.numeric.bptt.backward`)."""
         return None
+
+    def numbers(self, where: str):
+        """The context a whole computation runs in: for float engines, IEEE overflow and invalid
+        operations are not printed as warnings (:meth:`check_finite` turns them into one line)."""
+        return nullcontext()
+
+    def check_finite(self, where: str, groups: list[dict]) -> None:
+        """Nothing to check for exact numbers; a float engine refuses a result that is not finite."""
 
     def precision(self):
         """The context the arithmetic runs in (mpmath's working precision for the mpmath engines)."""
@@ -195,6 +206,19 @@ class NumpyEngine(Engine):
     name = "numpy"
     accuracy = "float64 rounding"
     tolerance = 1e-12  # about 16 digits carried; a few lost in the sums of a long BPTT
+
+    def numbers(self, where: str):
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+    def check_finite(self, where: str, groups: list[dict]) -> None:
+        """Finite inputs (every reader refuses others) can still overflow float64 (exp of a large
+        logit): the result is refused in one line instead of printing NaN or infinity."""
+        for group in groups:
+            for name, value in group.items():
+                if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=float))):
+                    label = name if isinstance(name, str) else getattr(name, "name", str(name))
+                    raise GrukitError(f"{where}: the {self.name} engine's float64 arithmetic overflowed ({label} "
+                                      f"is not finite); the exact engine has no such limit (--engine exact)")
 
     def array(self, values) -> np.ndarray:
         return np.array(values, dtype=float)

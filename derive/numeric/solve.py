@@ -59,6 +59,11 @@ class Solution:
 def solve(problem: Problem, engine_name: str = "exact", gradients: bool = False,
           decimals: int | None = None, detail: bool = False) -> Solution:
     eng = engine(engine_name, decimals)
+    with eng.numbers(str(problem.path)):
+        return _solve(problem, eng, gradients, detail)
+
+
+def _solve(problem: Problem, eng: Engine, gradients: bool, detail: bool) -> Solution:
     eqs = cell_equations(problem.convention)
     params = {k: eng.array(v) for k, v in problem.params.items()}
     traces = eng.run_forward(eqs, params, eng.array(problem.inputs), eng.array(problem.h0))
@@ -76,6 +81,9 @@ def solve(problem: Problem, engine_name: str = "exact", gradients: bool = False,
         if detail:
             sol.update = _update(sol)
             sol.largest = _largest(sol.gradient)
+    g = sol.gradient
+    eng.check_finite(str(problem.path), [tr.values for tr in traces]
+                     + ([g.params, g.output, {"loss": g.loss, "inputs": g.inputs, "h0": g.h0}] if g else []))
     return sol
 
 

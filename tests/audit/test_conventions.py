@@ -4,7 +4,7 @@ cross-entropy, scalar problems -- each checked against references written here i
 from __future__ import annotations
 
 import numpy as np
-from helpers import EXAMPLES
+from helpers import EXAMPLES, copy_examples
 from helpers.audit_mistakes import run
 
 from grukit.codegen.cli.main import main
@@ -81,8 +81,9 @@ def test_targets_must_be_one_per_step(tmp_path, capsys):
 def test_scalar_problem_the_askers_own_numbers(tmp_path):
     """Seed 000's asker computed one step by hand (D = H = 1): z, r and the candidate as printed
     in the question are right to every digit printed; the prediction 0.9680257 is not reachable."""
+    copy_examples(tmp_path, "keras-question-hand.yaml")
     (tmp_path / "c.yaml").write_text(
-        f"problem: {EXAMPLES / 'keras-question-hand.yaml'}\nclaims:\n"
+        "problem: keras-question-hand.yaml\nclaims:\n"
         "  z[1]: 1.2584154263246953e-8\n  r[1]: 0.99999999912\n  candidate[1]: -0.70691013301376\n")
     assert {r.claim.name: r.verdict for r in audit(load_claims(tmp_path / "c.yaml")).results} == \
         {"z[1]": "ok", "r[1]": "ok", "candidate[1]": "ok"}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import EXAMPLES
+from helpers import EXAMPLES, copy_examples
 from helpers.numpy_gru import gru_reference
 
 from grukit.codegen.cli.main import main
@@ -78,8 +78,8 @@ def test_identify_finds_the_cudnn_block_order(tmp_path, capsys, key):
     ("observed: {h: [0.1, 0.2]}\n", "observed.h: expected 4x1 numbers"),
 ])
 def test_bad_observed_is_a_one_line_error(tmp_path, capsys, observed, message):
-    text = (EXAMPLES / "keras-question.yaml").read_text().replace("file: keras-question.npz",
-                                                                  f"file: {EXAMPLES / 'keras-question.npz'}")
+    copy_examples(tmp_path, "keras-question.npz")
+    text = (EXAMPLES / "keras-question.yaml").read_text()
     (tmp_path / "p.yaml").write_text(text + observed)
     assert main(["identify", str(tmp_path / "p.yaml")]) == 2
     err = capsys.readouterr().err

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers import ROOT, copy_examples
 from helpers.random_problems import random_problem
 
 from grukit.codegen.cli.main import main
@@ -145,8 +145,9 @@ def test_course_notes_text_report_lists_the_wrong_claim_first(capsys):
 # --- formula claims --------------------------------------------------------------------------------
 
 def test_formula_claims(tmp_path):
+    copy_examples(tmp_path, "course-notes.yaml")
     (tmp_path / "f.yaml").write_text(
-        f"problem: {EXAMPLES / 'course-notes.yaml'}\nclaims:\n"
+        "problem: course-notes.yaml\nclaims:\n"
         '  dL/dW_z: "delta_z x^T"\n'
         '  dL/dh[t-1]: "dL/dh * (1 - z) + U_r^T delta_r"\n'
         '  dL/dz[t]: "dL/dh * (h_prev - c)"\n'
@@ -186,7 +187,8 @@ def test_bad_claims_files_are_one_line_errors(tmp_path, capsys, text, field):
 
 def test_numbers_are_read_as_printed(tmp_path):
     """0.010 has three decimals, "0.5000" (a string) four, 1e-3 three; a bare number fits a 1-element value."""
-    (tmp_path / "c.yaml").write_text(f"problem: {EXAMPLES / 'course-notes.yaml'}\nclaims:\n"
+    copy_examples(tmp_path, "course-notes.yaml")
+    (tmp_path / "c.yaml").write_text("problem: course-notes.yaml\nclaims:\n"
                                      "  h[1][0]: 0.010\n  h[1][1]: \"0.5000\"\n  h[1][2]: 1e-3\n  loss: 0.5107\n")
     claims = {c.name: c for c in load_claims(tmp_path / "c.yaml").claims}
     assert [int(claims[n].decimals) for n in ("h[1][0]", "h[1][1]", "h[1][2]")] == [3, 4, 3]
@@ -224,5 +226,6 @@ def test_claims_under_the_frameworks_own_array_names(tmp_path, capsys):
     claims = {f"dL/d{name}": "[" + ", ".join("[" + ", ".join(f"{v:.6f}" for v in row) + "]" for row in value) + "]"
               for name, value in grads.items()}
     claims["dL/dkernel[1][4]"] = f"{grads['kernel'][1][4]:.6f}"
-    (tmp_path / "c.yaml").write_text(claims_text(f"problem: {EXAMPLES / 'keras-layout.yaml'}\n", claims))
+    copy_examples(tmp_path, "keras-layout.yaml", "keras-layout.npz")
+    (tmp_path / "c.yaml").write_text(claims_text("problem: keras-layout.yaml\n", claims))
     assert {r.verdict for r in audit(load_claims(tmp_path / "c.yaml")).results} == {"ok"}

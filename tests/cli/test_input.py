@@ -11,7 +11,7 @@ from importlib.metadata import version
 import numpy as np
 import pytest
 import yaml
-from helpers import ROOT
+from helpers import ROOT, copy_examples
 
 from grukit.codegen.cli import parser as cli
 from grukit.codegen.cli.main import main
@@ -79,7 +79,8 @@ def test_wrong_input_width_is_an_inputs_error(tmp_path, capsys, command):
 def test_wrong_input_width_with_a_layout_file(tmp_path, capsys):
     text = (EXAMPLES / "keras-layout.yaml").read_text().replace("- [0.5, -0.2]", "- [0.5, -0.2, 0.9]")
     text = text.replace("- [0.1, 0.7]", "- [0.1, 0.7, 0.0]").replace("- [-0.6, 0.3]", "- [-0.6, 0.3, 1]")
-    (tmp_path / "p.yaml").write_text(text.replace("file: keras-layout.npz", f"file: {EXAMPLES / 'keras-layout.npz'}"))
+    copy_examples(tmp_path, "keras-layout.npz")
+    (tmp_path / "p.yaml").write_text(text)
     line = one_error(*run(["forward", tmp_path / "p.yaml"], capsys))
     assert line.endswith("p.yaml: inputs: rows have 3 values, the weights expect D = 2")
 

@@ -115,3 +115,14 @@ def test_two_parameters_may_not_share_a_name(tmp_path):
     """Two roles named alike would overwrite each other in files, sheets and kernels."""
     (tmp_path / "c.yaml").write_text("preset: pytorch\nnotation: {recurrent_bias_key: 'b_i{g}'}\n")
     refused(run(["conventions", tmp_path / "c.yaml"]), "c.yaml", "b_iz")
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_float_overflow_is_one_line_not_nan(tmp_path, engine):
+    """Finite inputs can overflow float64 (a softmax of logits near 1e4): the float engines refuse the
+    result in one line and print no NumPy warnings; the exact engine computes it."""
+    text = (EXAMPLES / "course-notes.yaml").read_text()
+    text = text.replace("b_o: [0.1, -0.1]", "b_o: [9000, -9000]")
+    (tmp_path / "p.yaml").write_text(text)
+    refused(run(["grad", tmp_path / "p.yaml", "--engine", engine, "--json"]), "p.yaml", "overflowed", "--engine exact")
+    assert run(["grad", tmp_path / "p.yaml", "--engine", "exact", "--json"]).status == 0
