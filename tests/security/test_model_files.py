@@ -701,17 +701,23 @@ def test_onnx_clip_of_minus_one_names_the_file_node_and_attribute(tmp_path):
     assert "Traceback" not in line
 
 
+def run_measured(argv, cwd):
+    """The command's outcome and the peak of the memory Python allocated while it ran (run once before,
+    so that importing the modules it needs does not count)."""
+    run(argv, cwd=cwd)
+    tracemalloc.start()
+    try:
+        return run(argv, cwd=cwd), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_npy_header_declaring_more_than_the_file_holds_allocates_nothing(tmp_path):
     """Bounded memory: an .npy header declaring 2**31 x 2 float64 (32 GiB) in a file of 200 bytes is
     refused before any allocation (measured with tracemalloc)."""
     (tmp_path / "x.npy").write_bytes(npy_bytes(np.zeros((2, 2)), shape=(2 ** 31, 2)))
     problem = write_problem(tmp_path, SYMBOLS, inputs={"file": "x.npy"}, convention="course-notes")
-    tracemalloc.start()
-    try:
-        o = run(["forward", problem, "--json"], cwd=tmp_path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    o, peak = run_measured(["forward", problem, "--json"], tmp_path)
     refused(o, "x.npy", "more than grukit reads")
     assert peak < 32 * 2 ** 20
 
@@ -728,12 +734,7 @@ def test_zip_bombs_are_refused_before_decompressing(tmp_path, suffix):
         keras_zip(tmp_path / "w.keras", h5=_keras_ratio_bomb(tmp_path))
         problem = write_problem(tmp_path, {"file": "w.keras"})
     assert (tmp_path / f"w{suffix}").stat().st_size < 2 ** 20
-    tracemalloc.start()
-    try:
-        o = run(["forward", problem, "--json"], cwd=tmp_path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    o, peak = run_measured(["forward", problem, "--json"], tmp_path)
     refused(o, f"w{suffix}", "zip bomb")
     assert peak < 32 * 2 ** 20
 
