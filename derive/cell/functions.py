@@ -97,14 +97,14 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
                torch_form="torch.nn.functional.hardsigmoid(a)"),
     Activation("tanh", "tanh(a)", lambda a, al, be: sp.tanh(a), "Tanh", torch_form="torch.tanh(a)"),
     Activation("linear", "a", lambda a, al, be: a, torch_form="a"),
-    Activation("relu", "max(0, a)", lambda a, al, be: sp.Piecewise((a, a > 0), (0, True)), "Relu",
+    Activation("relu", "max(0, a)", lambda a, al, be: sp.Piecewise((0, a <= 0), (a, True)), "Relu",
                kinks="0 at a = 0", torch_form="torch.relu(a)"),
     Activation("affine", "alpha a + beta", lambda a, al, be: al * a + be, "Affine", 0, 0,
                torch_form="alpha * a + beta"),
     Activation("leaky_relu", "a if a >= 0 else alpha a", lambda a, al, be: sp.Piecewise((a, a > 0), (al * a, True)),
                "LeakyRelu", _R(1, 100), kinks="alpha at a = 0", torch_form="leaky_relu(a, alpha)"),
     Activation("thresholded_relu", "a if a > alpha else 0",
-               lambda a, al, be: sp.Piecewise((a, a > al), (0, True)), "ThresholdedRelu", 0,
+               lambda a, al, be: sp.Piecewise((0, a <= al), (a, True)), "ThresholdedRelu", 0,
                kinks="0 at a = alpha", torch_form="threshold(a, alpha, 0)"),
     Activation("scaled_tanh", "alpha tanh(beta a)", lambda a, al, be: al * sp.tanh(be * a), "ScaledTanh", 0, 0,
                torch_form="alpha * torch.tanh(beta * a)"),
@@ -118,7 +118,9 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
     Activation("softplus", "log(1 + exp(a))", lambda a, al, be: softplus(a), "Softplus",
                torch_form="softplus(a)"),
 )}
-"""Every activation grukit knows, by the name a convention uses. The first three are the gate
+"""Every activation grukit knows, by the name a convention uses. A piecewise one ends with the piece
+that holds ``a`` itself (or an expression of it): a NaN, for which every comparison is false, then
+stays NaN in every engine, as in PyTorch (docs/security.md). The first three are the gate
 activations of the built-in conventions, ``tanh`` and ``linear`` the candidate activations; the rest
 are ONNX's list (``Sigmoid``, ``Tanh`` and ``Relu`` included), usable for either."""
 

@@ -15,10 +15,12 @@ import warnings
 
 import numpy as np
 import pytest
+import sympy as sp
 from helpers import framework_oracle as fo
 
 from grukit import kernels
 from grukit.derive.cell.equations import cell_equations
+from grukit.derive.cell.functions import ACTIVATIONS, activation
 from grukit.derive.cell.losses import LossHead
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
@@ -215,3 +217,30 @@ def test_the_numba_engine_refuses_complex_values(where):
         warnings.simplefilter("error")
         with pytest.raises(GrukitError, match=f"^{label}: a complex array"):
             engine("numba").run_forward(cell_equations(conv), params, inputs, state)
+
+
+@pytest.mark.parametrize("clip", [None, 3])
+@pytest.mark.parametrize("kind", sorted(ACTIVATIONS))
+def test_every_activation_keeps_nan(kind, clip):
+    """A piecewise activation used to send NaN to its last piece (relu(NaN) = 0): every activation,
+    clipped or not, now gives NaN for NaN in the float engine, and keeps +-inf sensible."""
+    a = sp.Symbol("a", real=True)
+    eng = engine("numpy")
+    act = ACTIVATIONS[kind]  # non-zero parameters: ONNX's default alpha = 0 makes Affine a constant
+    alpha, beta = (None if act.alpha is None else 0.5), (None if act.beta is None else 0.25)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = eng.apply(activation(kind, a, alpha, beta, clip), {"a": np.array([np.nan, 0.5])})
+    assert np.isnan(out[0]) and np.isfinite(out[1])
+
+
+def test_relu_kernels_keep_nan():
+    """The kernels of a convention with piecewise activations (relu candidate, thresholded-relu gates)."""
+    conv = PRESETS["pytorch"].with_changes(name="relu-gates", candidate_activation="relu",
+                                           gate_activation="thresholded_relu", layout=None)
+    k = kernels.load(conv, "float64")
+    rng = np.random.default_rng(0)
+    weights = {conv.key(p): rng.standard_normal(conv.param_shape(p, 2, 3)) for p in conv.parameters()}
+    x = rng.standard_normal((2, 4, 2))
+    x[0, 1, 0] = np.nan
+    fwd = k.forward(np.ascontiguousarray(x), np.zeros((2, 3)), weights)
+    assert np.isnan(fwd.h[0, 1:]).all() and np.isfinite(fwd.h[1]).all() and np.isfinite(fwd.h[0, 0]).all()
