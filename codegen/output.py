@@ -18,8 +18,10 @@ def _named(path: Path) -> str:
     return text if len(text) <= 160 else text[:80] + "..." + text[-60:]
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and os.replace.
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` (permissions ``mode``) through a temporary file in the same directory
+    and os.replace: a reader sees the old file or the whole new one, and a link at ``path`` is
+    replaced, not followed.
 
     Any failure -- a folder that cannot be made or written, a name too long, a directory in the way,
     a full disk, Ctrl-C -- leaves ``path`` as it was (byte for byte) and no temporary file behind;
@@ -36,7 +38,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
         tmp = None
     except BaseException as exc:

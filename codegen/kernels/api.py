@@ -28,13 +28,13 @@ import importlib.util
 import os
 import stat
 import sys
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from grukit.codegen.kernels.names import DTYPES, module_name
+from grukit.codegen.output import write_atomic
 from grukit.derive.cell.convention import Convention
 from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.cell.presets import PRESETS
@@ -163,25 +163,12 @@ def _own_folder(folder: Path) -> None:
 
 
 def _write_module(folder: Path, path: Path, data: bytes) -> None:
-    """``data`` into ``path`` through a new temporary file in the same folder and ``os.replace``: a
-    reader sees the old file or the whole new one, and a link at ``path`` is replaced, not followed."""
+    """``data`` into ``path`` atomically (:func:`~grukit.codegen.output.write_atomic`), readable by
+    this user only; a failure names the cache and what to do."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.stem}.", suffix=".tmp")
-    except OSError as exc:
-        raise _cache_error(folder, "cannot write", exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise _cache_error(folder, f"cannot write {path.name}", exc) from None
-        raise
+        write_atomic(path, data, mode=0o600)
+    except GrukitError as exc:
+        raise GrukitError(f"kernel cache {folder}: {exc}; {_CACHE_HINT}") from None
 
 
 def _run_source(name: str, path: Path, source: str):
