@@ -138,7 +138,6 @@ def torch_weights(rng, D, H, dtype):
 
 
 def grukit_systems(size, dtype, w, x, h0, dh):
-
     B, T, D, H = size
     k = kernels.load(CONVENTION, dtype)
     packed = k.pack(w, D, H)
@@ -218,7 +217,6 @@ def ort_system(size, w, x, h0, threads):
 def numpy_engine_systems(size, w, x, h0, dh):
     """grukit's numpy engine (float64), one sequence at a time."""
 
-
     B, T, D, H = size
     conv = PRESETS[CONVENTION]
     eqs, eng = cell_equations(conv), engine("numpy")
@@ -264,7 +262,6 @@ def breakdown(size, dtype: str, forward_s: float, train_s: float) -> dict:
     np.dot per step, NumPy's np.dot before and after the time loop); what is left is the fused
     pointwise loops (and call overhead)."""
     import numba
-
 
     @numba.njit
     def steps(h, W, out, T):

@@ -43,11 +43,9 @@ def cmd_verify(args) -> int:
 
 
 def cmd_names(args) -> int:
-
     path = Path(args.file)
     data = load_literal_file(path)
     if isinstance(data, dict) and "claims" in data:
-
         problem = load_claims(path).problem
     else:
         problem = load_problem(path)
@@ -61,7 +59,6 @@ def cmd_names(args) -> int:
 
 
 def cmd_identify(args) -> int:
-
     data = identification_data(identify(args.file))
     if args.json:
         print_json(data, args.file)
@@ -71,7 +68,6 @@ def cmd_identify(args) -> int:
 
 
 def cmd_compare(args) -> int:
-
     a = named_convention(args.a, "compare: A")
     b = named_convention(args.b, "compare: B")
     result = compare(a, b)

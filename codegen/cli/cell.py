@@ -77,7 +77,6 @@ def cmd_grad(args) -> int:
 
     problem = load_any(args.problem)
     if isinstance(problem, LayerProblem):
-
         return grad_layers(problem, args)
     if args.check:  # refuse a problem too large for the expanded form before any work
 
@@ -87,7 +86,6 @@ def cmd_grad(args) -> int:
     grads = {name: as_floats(v) for name, v in sol.named_gradients().items()}
     check = None
     if args.check:
-
         check = agreement(sol, *problem_gradient(problem))
     status = 0 if check is None or check.agrees else 1
     if args.json:

@@ -42,7 +42,6 @@ def steps_of(sol) -> list[dict]:
 
 
 def forward_layers(problem, args) -> int:
-
     engine = args.engine
     sol = solve_layers(problem, engine)
     if args.json:
@@ -65,7 +64,6 @@ def forward_layers(problem, args) -> int:
 
 
 def grad_layers(problem, args) -> int:
-
     if getattr(args, "check", False):
         raise GrukitError(f"{problem.path}: --check compares one cell with its fully expanded loss; this is a "
                           f"layer problem (the layer tests compare with the frameworks and finite differences)")

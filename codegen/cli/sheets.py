@@ -23,7 +23,6 @@ from grukit.derive.layers.problem import LayerProblem
 
 
 def cmd_sheet(args) -> int:
-
     if args.gallery is not None:
         if args.problem is not None:
             raise GrukitError("--gallery: give either a PROBLEM or --gallery DOCS, not both")
@@ -75,7 +74,6 @@ def parse_cell(text: str | None, problem: LayerProblem, option: str = "--cell") 
 
 
 def cmd_problem(args) -> int:
-
     for path in write_variants(args.convention, args.dims, args.steps, args.seed, args.variants,
                                args.output, args.format, args.decimals):
         print(f"wrote {path}")

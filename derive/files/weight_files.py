@@ -122,7 +122,6 @@ def zip_kind(names: list[str]) -> str:
 
 
 def arrays_of_npz(file: Path, where: str) -> dict[str, np.ndarray]:
-
     return read_npz(file, f"{where}.file")
 
 
