@@ -96,8 +96,15 @@ class LayerSolution:
 
 
 def solve_layers(problem: LayerProblem, engine_name: str = "exact", gradients: bool = False) -> LayerSolution:
-
     eng = batched_engine(engine_name)
+    with eng.numbers(str(problem.path)):
+        sol = _solve_layers(problem, eng, gradients)
+    eng.check_finite(str(problem.path), [{"outputs": sol.outputs, "h_n": sol.h_n, "loss": sol.loss,
+                                          "inputs": sol.d_inputs, "h0": sol.d_h0}, sol.grads])
+    return sol
+
+
+def _solve_layers(problem: LayerProblem, eng, gradients: bool) -> LayerSolution:
     run = run_network(problem.network, problem.inputs, problem.h0, problem.valid, eng)
     outputs = arrange_outputs(problem.network, run.outputs)
     h_n = _stack([h.T for h in run.h_n])
@@ -124,7 +131,6 @@ def solve_layers(problem: LayerProblem, engine_name: str = "exact", gradients: b
     if problem.weights is not None:
         sol.grads = problem.weights.named_gradients(grad.params)
     else:
-
         cell = problem.network.layers[0].cells[0]
         sol.grads = named_arrays(cell.convention, grad.params[0], problem.network.layout, cell.input_size,
                                  cell.hidden_size)

@@ -215,7 +215,8 @@ class NumpyEngine(Engine):
         logit): the result is refused in one line instead of printing NaN or infinity."""
         for group in groups:
             for name, value in group.items():
-                if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=float))):
+                parts = value if isinstance(value, list) else [value]  # a list: arrays of several shapes
+                if any(v is not None and not np.all(np.isfinite(np.asarray(v, dtype=float))) for v in parts):
                     label = name if isinstance(name, str) else getattr(name, "name", str(name))
                     raise GrukitError(f"{where}: the {self.name} engine's float64 arithmetic overflowed ({label} "
                                       f"is not finite); the exact engine has no such limit (--engine exact)")

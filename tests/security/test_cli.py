@@ -126,3 +126,16 @@ def test_float_overflow_is_one_line_not_nan(tmp_path, engine):
     (tmp_path / "p.yaml").write_text(text)
     refused(run(["grad", tmp_path / "p.yaml", "--engine", engine, "--json"]), "p.yaml", "overflowed", "--engine exact")
     assert run(["grad", tmp_path / "p.yaml", "--engine", "exact", "--json"]).status == 0
+
+
+def test_float_overflow_in_a_layer_problem_is_one_line(tmp_path):
+    """The same for a layer problem: with a linear candidate, h0 and U_h near 1e100 give states near
+    1e200, whose squared error is not finite in float64."""
+    source = (EXAMPLES / "course-notes.yaml").read_text()
+    weights = source[source.index("weights:"):source.index("loss:")]
+    weights = weights.replace("U_h: [[0.2, 0.3, -0.1], [-0.2, 0.1, 0.4], [0.3, -0.2, 0.1]]",
+                              "U_h: [[1e100, 1e100, 1e100], [1e100, 1e100, 1e100], [1e100, 1e100, 1e100]]")
+    (tmp_path / "p.yaml").write_text("convention: {preset: course-notes, candidate_activation: linear}\n"
+                                     "inputs: [[[0.5, -0.1], [0.2, 0.3]]]\nh0: [[1e100, 1e100, 1e100]]\n"
+                                     f"{weights}loss: {{type: squared_error, targets: [[[0, 0, 0], [0, 0, 0]]]}}\n")
+    refused(run(["grad", tmp_path / "p.yaml", "--engine", "numpy"]), "p.yaml", "overflowed")
