@@ -36,7 +36,7 @@ class _Cells(nn.Module):
         super().__init__()
         self.convention = resolve(convention)
         self.hidden_size = hidden_size
-        self.bias = bias
+        self.use_bias = bias
         self._key = ops.register(self.convention)
         self._factory = factory
         self._cells: list[tuple[str, ...]] = []
@@ -51,20 +51,25 @@ class _Cells(nn.Module):
         for array, shape in cell_arrays(self.convention, inputs, self.hidden_size).items():
             name = parameter_name(array, layer, reverse)
             value = torch.empty(shape, **self._factory)
-            if array in biases and not self.bias:
+            if array in biases and not self.use_bias:
                 self.register_buffer(name, value.zero_(), persistent=False)
             else:
                 self.register_parameter(name, nn.Parameter(value))
             names.append(name)
         self._cells.append(tuple(names))
 
+    def _flag_bias(self) -> None:
+        """``module.bias``, nn.GRU's flag, unless a cell has an array of that name (a Keras cell's)."""
+        if not hasattr(self, "bias"):
+            self.bias = self.use_bias
+
     def reset_parameters(self) -> None:
         bound = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def _run(self, cell: int, x: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-        """states (T + 1, B, H) of one cell over x (B, T, D) from h0 (B, H)."""
+    def _run(self, cell: int, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(h (B, T, H), h_T (B, H)) of one cell over x (B, T, D) from h0 (B, H)."""
         weights = [getattr(self, name) for name in self._cells[cell]]
         save = torch.is_grad_enabled() and (x.requires_grad or h0.requires_grad or
                                             any(w.requires_grad for w in weights))
@@ -97,11 +102,12 @@ class GRU(_Cells):
             inputs = input_size if layer == 0 else hidden_size * self.directions
             for reverse in range(self.directions):
                 self._add_cell(inputs, layer, bool(reverse))
+        self._flag_bias()
         self.reset_parameters()
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}, convention={self.convention.name!r}"
-        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
+        for name, default in (("num_layers", 1), ("use_bias", True), ("batch_first", False), ("dropout", 0.0),
                               ("bidirectional", False)):
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
@@ -126,33 +132,32 @@ class GRU(_Cells):
         spans = Lengths.of(lengths, B, T, x.dtype) if lengths is not None else None
         y, finals = x, []
         for layer in range(self.num_layers):
-            if layer:
-                y = y.transpose(0, 1)
-                if self.dropout and self.training:
-                    y = nn.functional.dropout(y, self.dropout, True)
+            if layer and self.dropout and self.training:
+                y = nn.functional.dropout(y, self.dropout, True)
             outs = []
             for reverse in range(self.directions):
                 cell = layer * self.directions + reverse
-                states, out = self._direction(cell, y, h0[cell], bool(reverse), spans)
+                out, final = self._direction(cell, y, h0[cell], bool(reverse), spans)
                 outs.append(out)
-                finals.append(states[-1] if spans is None else spans.final(states))
-            y = outs[0] if len(outs) == 1 else torch.cat(outs, 2)  # (T, B, H * directions)
+                finals.append(final)
+            y = outs[0] if len(outs) == 1 else torch.cat(outs, 2)  # (B, T, H * directions)
         h_n = torch.stack(finals)
         if packed is not None:
-            return pack_like(packed, y.transpose(0, 1), lengths), h_n
+            return pack_like(packed, y, lengths), h_n
         if unbatched:
-            return y[:, 0], h_n[:, 0]
-        return (y.transpose(0, 1).contiguous() if self.batch_first else y), h_n
+            return y[0], h_n[:, 0]
+        return (y if self.batch_first else y.transpose(0, 1).contiguous()), h_n
 
     def _direction(self, cell: int, x: torch.Tensor, h0: torch.Tensor, reverse: bool, spans: Lengths | None):
-        """(states, outputs (T, B, H) in input order, 0 past each length) of one cell over x (B, T, D)."""
+        """(outputs (B, T, H) in input order, 0 past each length; h_n (B, H)) of one cell over x (B, T, D)."""
         if reverse:
-            x = x.flip(1) if spans is None else spans.reversed_inputs(x)
-        states = self._run(cell, x, h0)
-        out = states[1:]
+            x = x.flip(1) if spans is None else spans.reversed(x)
+        out, final = self._run(cell, x, h0)
+        if spans is not None:
+            final = spans.final(out, h0)
         if reverse:
-            out = out.flip(0) if spans is None else spans.reversed_outputs(out)
-        return states, (out if spans is None else out * spans.mask)
+            out = out.flip(1) if spans is None else spans.reversed(out)
+        return (out if spans is None else out * spans.mask), final
 
     def _initial_state(self, hx, B: int, x: torch.Tensor, unbatched: bool) -> torch.Tensor:
         shape = (self.num_layers * self.directions, B, self.hidden_size)
@@ -175,10 +180,11 @@ class GRUCell(_Cells):
         super().__init__(hidden_size, bias, convention, {"device": device, "dtype": dtype})
         self.input_size = input_size
         self._add_cell(input_size, None, False)
+        self._flag_bias()
         self.reset_parameters()
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, bias={self.bias}, convention={self.convention.name!r}"
+        return f"{self.input_size}, {self.hidden_size}, bias={self.use_bias}, convention={self.convention.name!r}"
 
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
         if input.dim() not in (1, 2):

@@ -1,8 +1,8 @@
 """``grukit::gru_sequence``: one cell over a batch of sequences as one opaque PyTorch operator.
 
-    states = torch.ops.grukit.gru_sequence(x, h0, weights, convention, save)
+    h, h_last = torch.ops.grukit.gru_sequence(x, h0, weights, convention, save)
     # x (B, T, D), h0 (B, H), weights: the cell's arrays in the kernels' order (arrays.cell_arrays)
-    # states (T + 1, B, H): h_0, h_1 .. h_T, time-major
+    # h (B, T, H): h_1 .. h_T, batch-major like x; h_last (B, H): h_T
 
 The forward runs ``k.forward`` and the backward ``k.backward`` of the generated kernels
 (``grukit.kernels``), through ``torch.library.custom_op`` with a fake implementation (shapes only,
@@ -11,12 +11,13 @@ call and the arrays cross between torch and NumPy without copies (``Tensor.numpy
 ``torch.from_numpy``).
 
 **What backward needs.** A training forward (``save=True``) keeps the kernels' saved values in their
-``Forward`` object. The ``states`` tensor returned is a view of ``Forward.states`` whose storage
-holds that object (an ``ndarray`` subclass carrying it, which ``torch.from_numpy`` keeps alive), so
-the saved pass lives exactly as long as autograd (or anyone) keeps ``states``, and backward finds it
-again by the address of ``states`` (:data:`_PASSES`, a weak table). Where it is not found (a
-forward run with ``save=False``, or a compiler that copied ``states``), backward runs the forward
-again: the same numbers, at the cost of one forward.
+``Forward`` object. The ``h`` tensor returned lives in an array that holds that object (an
+``ndarray`` subclass carrying it, which ``torch.from_numpy`` keeps alive), so the saved pass lives
+exactly as long as autograd (or anyone) keeps ``h``, and backward finds it again by the address of
+``h`` (:data:`_PASSES`, a weak table). Where it is not found (a forward run with ``save=False``, or
+a compiler that copied ``h``), backward runs the forward again: the same numbers, at the cost of
+one forward. Everything is batch-major, as the kernels take it, so a layer's outputs are the next
+layer's inputs without a copy; the gradient of h_T is added to the seed at the last step.
 
 **Conventions.** The operator takes the convention as a string: a preset's name, or the key under
 which :func:`register` put another :class:`Convention` (its name and a digest of its fields), so a
@@ -83,77 +84,73 @@ def _packed(k, names, x: torch.Tensor, h0: torch.Tensor, weights):
 
 
 class _SavedPass(np.ndarray):
-    """``Forward.states`` viewed as an array that also holds the ``Forward`` (attribute ``forward``)."""
+    """The outputs h (B, T, H) as an array that also holds the kernels' ``Forward`` (attribute ``forward``)."""
 
 
 _PASSES: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-"""Address of a training forward's states -> the :class:`_SavedPass` over them (gone with them)."""
+"""Address of a training forward's outputs h -> the :class:`_SavedPass` over them (gone with them)."""
 
 
-def _keep(fwd) -> torch.Tensor:
-    states = fwd.states
-    if not states.flags.c_contiguous:  # nothing to find it by: backward runs the forward again
-        return torch.from_numpy(np.ascontiguousarray(states))
-    view = states.view(_SavedPass)
-    view.forward = fwd
-    _PASSES[view.ctypes.data] = view
-    return torch.from_numpy(view)
+def _outputs(fwd, save: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    h = np.ascontiguousarray(fwd.h)  # (B, T, H): a copy, time-major states -> batch-major outputs
+    if save:
+        h = h.view(_SavedPass)
+        h.forward = fwd
+        _PASSES[h.ctypes.data] = h
+    return torch.from_numpy(h), torch.from_numpy(np.ascontiguousarray(fwd.h_last))
 
 
-def _saved(states: torch.Tensor):
-    view = _PASSES.get(states.data_ptr())
-    if view is None or view.shape != tuple(states.shape) or view.dtype != _numpy_dtype(states):
+def _saved(h: torch.Tensor):
+    view = _PASSES.get(h.data_ptr())
+    if view is None or view.shape != tuple(h.shape) or view.dtype != np.dtype(DTYPES[h.dtype]):
         return None
     return view.forward
 
 
-def _numpy_dtype(t: torch.Tensor) -> np.dtype:
-    return np.dtype(DTYPES.get(t.dtype, "float32"))
-
-
 @torch.library.custom_op("grukit::gru_sequence", mutates_args=())
 def gru_sequence(x: torch.Tensor, h0: torch.Tensor, weights: list[torch.Tensor], convention: str,
-                 save: bool) -> torch.Tensor:
-    """h_0 .. h_T (T + 1, B, H) of one cell over x (B, T, D) from h0 (B, H); ``save``: keep what
-    backward needs."""
+                 save: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h (B, T, H): h_1 .. h_T, h_T (B, H)) of one cell over x (B, T, D) from h0 (B, H); ``save``:
+    keep what backward needs."""
     k, names = _kernels(convention, x.dtype)
-    fwd = k.forward(_numpy(x), _numpy(h0), _packed(k, names, x, h0, weights), save=save)
-    return _keep(fwd) if save else torch.from_numpy(np.ascontiguousarray(fwd.states))
+    return _outputs(k.forward(_numpy(x), _numpy(h0), _packed(k, names, x, h0, weights), save=save), save)
 
 
 @gru_sequence.register_fake
 def _gru_sequence_fake(x, h0, weights, convention, save):
-    return x.new_empty((x.shape[1] + 1, x.shape[0], h0.shape[1]))
+    return x.new_empty((x.shape[0], x.shape[1], h0.shape[1])), torch.empty_like(h0)
 
 
 @torch.library.custom_op("grukit::gru_sequence_backward", mutates_args=())
-def gru_sequence_backward(states: torch.Tensor, dstates: torch.Tensor, x: torch.Tensor, h0: torch.Tensor,
-                          weights: list[torch.Tensor], convention: str
+def gru_sequence_backward(h: torch.Tensor, dh: torch.Tensor, dh_last: torch.Tensor, x: torch.Tensor,
+                          h0: torch.Tensor, weights: list[torch.Tensor], convention: str
                           ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """(dx, dh0, dweights) given dL/dstates (T + 1, B, H), by the kernels' backward."""
+    """(dx, dh0, dweights) given dL/dh (B, T, H) and dL/dh_T (B, H), by the kernels' backward."""
     k, names = _kernels(convention, x.dtype)
-    fwd = _saved(states)
+    fwd = _saved(h)
     if fwd is None:
         fwd = k.forward(_numpy(x), _numpy(h0), _packed(k, names, x, h0, weights), save=True)
-    grads = k.backward(fwd, _numpy(dstates[1:].transpose(0, 1)))
-    dh0 = torch.from_numpy(grads["h0"]) + dstates[0]
-    return torch.from_numpy(grads["inputs"]), dh0, [torch.from_numpy(grads[n]) for n in names]
+    seed = dh.clone(memory_format=torch.contiguous_format)
+    seed[:, -1] += dh_last
+    grads = k.backward(fwd, seed.numpy())
+    return (torch.from_numpy(grads["inputs"]), torch.from_numpy(grads["h0"]),
+            [torch.from_numpy(grads[n]) for n in names])
 
 
 @gru_sequence_backward.register_fake
-def _gru_sequence_backward_fake(states, dstates, x, h0, weights, convention):
+def _gru_sequence_backward_fake(h, dh, dh_last, x, h0, weights, convention):
     return torch.empty_like(x), torch.empty_like(h0), [torch.empty_like(w) for w in weights]
 
 
 def _setup_context(ctx, inputs, output):
     x, h0, weights, convention, _ = inputs
     ctx.convention = convention
-    ctx.save_for_backward(x, h0, output, *weights)
+    ctx.save_for_backward(x, h0, output[0], *weights)
 
 
-def _backward(ctx, dstates):
-    x, h0, states, *weights = ctx.saved_tensors
-    dx, dh0, dweights = torch.ops.grukit.gru_sequence_backward(states, dstates, x, h0, weights, ctx.convention)
+def _backward(ctx, dh, dh_last):
+    x, h0, h, *weights = ctx.saved_tensors
+    dx, dh0, dweights = torch.ops.grukit.gru_sequence_backward(h, dh, dh_last, x, h0, weights, ctx.convention)
     return dx, dh0, list(dweights), None, None
 
 

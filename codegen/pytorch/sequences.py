@@ -28,7 +28,7 @@ class Lengths:
 
     lengths: torch.Tensor  # (B,) int64
     reverse: torch.Tensor  # (B, T): the step each row's reverse pass reads at step t
-    mask: torch.Tensor  # (T, B, 1): 1 at a valid step, else 0 (the dtype of the outputs)
+    mask: torch.Tensor  # (B, T, 1): 1 at a valid step, else 0 (the dtype of the outputs)
 
     @classmethod
     def of(cls, lengths, batch: int, steps: int, dtype: torch.dtype) -> "Lengths":
@@ -41,20 +41,18 @@ class Lengths:
         t = torch.arange(steps)[None, :]
         last = lengths[:, None] - 1
         reverse = torch.where(t <= last, last - t, t)
-        mask = (t < lengths[:, None]).t().unsqueeze(2).to(dtype)
+        mask = (t < lengths[:, None]).unsqueeze(2).to(dtype)
         return cls(lengths, reverse, mask)
 
-    def reversed_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, D) with each row's valid steps reversed."""
+    def reversed(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, width) with each row's valid steps reversed (the index is its own inverse: the same
+        call puts a reverse pass's outputs back in input order)."""
         return x.gather(1, self.reverse[:, :, None].expand(-1, -1, x.shape[2]))
 
-    def reversed_outputs(self, y: torch.Tensor) -> torch.Tensor:
-        """y (T, B, H) of a reverse pass back in input order."""
-        return y.gather(0, self.reverse.t()[:, :, None].expand(-1, -1, y.shape[2]))
-
-    def final(self, states: torch.Tensor) -> torch.Tensor:
-        """The state after each row's last valid step, from states (T + 1, B, H)."""
-        return states[self.lengths, torch.arange(states.shape[1])]
+    def final(self, h: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        """The state after each row's last valid step, from h (B, T, H) (h0 (B, H) for a row of length 0)."""
+        last = h[torch.arange(h.shape[0]), (self.lengths - 1).clamp(min=0)]
+        return torch.where((self.lengths > 0)[:, None], last, h0)
 
 
 def unpack(sequence: PackedSequence) -> tuple[torch.Tensor, torch.Tensor]:
