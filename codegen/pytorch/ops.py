@@ -74,6 +74,9 @@ def _kernels(key: str, dtype: torch.dtype):
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
+    if t.device.type != "cpu":
+        raise GrukitError(f"grukit GRU: the kernels run on the CPU; got a tensor on {t.device} (move the module "
+                          f"and its inputs with .cpu())")
     return t.detach().contiguous().numpy()
 
 
