@@ -10,7 +10,7 @@ median of per-round ratios); :func:`compare` runs them alone:
 """
 from __future__ import annotations
 
-from grukit.codegen.bench.run import QUICK_ROUNDS, SIZES, ratio, rounds
+from grukit.codegen.bench.run import QUICK_ROUNDS, SIZES, ratio, rounds, torch_weights
 from grukit.codegen.pytorch.modules import GRU
 
 GRUKIT, TORCH = "grukit GRU {} train step", "torch nn.GRU {} train step"
@@ -56,11 +56,9 @@ def compare(sizes=SIZES, dtypes=("float32",), count: int = QUICK_ROUNDS) -> dict
         B, T, D, H = size
         for dtype in dtypes:
             rng = np.random.default_rng(0)
-            s = 1 / H ** 0.5
-            w = {"weight_ih_l0": rng.uniform(-s, s, (3 * H, D)), "weight_hh_l0": rng.uniform(-s, s, (3 * H, H)),
-                 "bias_ih_l0": rng.uniform(-s, s, 3 * H), "bias_hh_l0": rng.uniform(-s, s, 3 * H)}
+            w = torch_weights(rng, D, H, dtype)
             arrays = [rng.uniform(-1, 1, shape).astype(dtype) for shape in ((B, T, D), (B, H), (B, T, H))]
-            systems = module_systems(size, dtype, {n: v.astype(dtype) for n, v in w.items()}, *arrays)
+            systems = module_systems(size, dtype, w, *arrays)
             times = rounds(systems, count)
             out[(tuple(size), dtype)] = ratio(times, TORCH.format(dtype), GRUKIT.format(dtype))
     return out

@@ -232,3 +232,18 @@ def test_any_convention_value_runs(tmp_path, monkeypatch):
     assert torch.autograd.gradcheck(lambda x: module(x)[0], (x,))
     with pytest.raises(GrukitError, match="unknown preset"):
         GRU(3, 4, convention="no-such-convention")
+
+
+def test_a_copied_or_pickled_module_runs_the_same(tmp_path, monkeypatch):
+    import copy
+    import pickle
+
+    monkeypatch.setenv("GRUKIT_KERNEL_CACHE", str(tmp_path))
+    conv = PRESETS["onnx"].with_changes(name="onnx-softsign", candidate_activation="softsign")
+    module = GRU(3, 4, convention=conv, dtype=torch.float64)
+    x = torch.rand(5, 2, 3, dtype=torch.float64)
+    want = module(x)[0]
+    blob = pickle.dumps(module)
+    for copier in (lambda: copy.deepcopy(module), lambda: pickle.loads(blob)):
+        ops._CONVENTIONS.clear()  # as in a fresh process: the copy registers its convention again
+        assert torch.equal(copier()(x)[0], want)
