@@ -73,11 +73,14 @@ def _kernels(key: str, dtype: torch.dtype):
     return found
 
 
-def _numpy(t: torch.Tensor) -> np.ndarray:
+def _numpy(t: torch.Tensor, copy: bool = False) -> np.ndarray:
+    """A C-contiguous array of ``t`` (the same memory where ``t`` is contiguous and ``copy`` is not asked).
+    Copies are NumPy's, on the calling thread: PyTorch's own copy of a small tensor can wait for a
+    second intra-op thread on a busy machine."""
     if t.device.type != "cpu":
         raise GrukitError(f"grukit GRU: the kernels run on the CPU; got a tensor on {t.device} (move the module "
                           f"and its inputs with .cpu())")
-    return t.detach().contiguous().numpy()
+    return np.array(t.detach().numpy(), order="C", copy=True) if copy else np.ascontiguousarray(t.detach().numpy())
 
 
 def _packed(k, names, x: torch.Tensor, h0: torch.Tensor, weights):
@@ -133,9 +136,9 @@ def gru_sequence_backward(h: torch.Tensor, dh: torch.Tensor, dh_last: torch.Tens
     fwd = _saved(h)
     if fwd is None:
         fwd = k.forward(_numpy(x), _numpy(h0), _packed(k, names, x, h0, weights), save=True)
-    seed = dh.clone(memory_format=torch.contiguous_format)
-    seed[:, -1] += dh_last
-    grads = k.backward(fwd, seed.numpy())
+    seed = _numpy(dh, copy=True)
+    seed[:, -1] += _numpy(dh_last)
+    grads = k.backward(fwd, seed)
     return (torch.from_numpy(grads["inputs"]), torch.from_numpy(grads["h0"]),
             [torch.from_numpy(grads[n]) for n in names])
 
