@@ -8,18 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import framework_oracle as fo
+from helpers.compare import rel
 
 torch = pytest.importorskip("torch")
 
 from grukit import GRU  # noqa: E402
 
 B, T, D, H = 3, 5, 3, 4
-
-
-def rel(got, want) -> float:
-    got, want = np.asarray(got, float), np.asarray(want, float)
-    assert got.shape == want.shape, (got.shape, want.shape)
-    return float(np.max(np.abs(got - want)) / max(float(np.max(np.abs(want))), 1e-30))
 
 
 def module(convention, dtype, **options):
