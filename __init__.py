@@ -12,4 +12,12 @@ def __getattr__(name):
         module = importlib.import_module("grukit.codegen.kernels.api")
         globals()["kernels"] = module
         return module
+    # `from grukit import GRU, GRUCell`: PyTorch modules on the kernels (codegen/pytorch/), imported
+    # (with torch) only when asked for.
+    if name in ("GRU", "GRUCell"):
+        import importlib
+
+        value = getattr(importlib.import_module("grukit.codegen.pytorch.modules"), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'grukit' has no attribute {name!r}")
