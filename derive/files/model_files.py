@@ -9,7 +9,8 @@ file says it:
   (``direction``, ``linear_before_reset``, ``activations`` with ``activation_alpha``/``beta``,
   ``clip``, ``layout``); ``node: NAME`` (or an index) picks one of several GRU nodes;
 * PyTorch (``.pt``/``.pth`` read with ``torch.load(weights_only=True)``, ``.safetensors``, or an
-  ``.npz`` of the same arrays): ``weight_ih_l{k}[_reverse]``, ... give the layers and directions;
+  ``.npz`` of the same arrays): ``weight_ih_l{k}[_reverse]``, ... give the layers and directions
+  (an ``nn.GRUCell``'s ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``: one forward cell);
   ``module: PREFIX`` picks a GRU among several (``encoder.gru.``), ``layers: [k, ...]`` a sub-stack;
 * Keras (``.weights.h5``, ``.keras``): each GRU's ``cell/vars/0..2`` (kernel, recurrent kernel,
   bias); a ``Bidirectional`` holds ``forward_layer`` and ``backward_layer``. ``.keras`` files add
@@ -106,7 +107,8 @@ def read_weight_file(spec: dict, problem_path: Path, convention: Convention | No
 # --- PyTorch ------------------------------------------------------------------------------------
 
 _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
-                        r"_l(?P<layer>\d+)(?P<rev>_reverse)?$")
+                        r"(?:_l(?P<layer>\d+)(?P<rev>_reverse)?)?$")
+"""An nn.GRU key (``weight_ih_l1_reverse``) or an nn.GRUCell's (``weight_ih``: no layer, one direction)."""
 
 
 _RENAME = {"a safetensors file": ".safetensors", "an ONNX model (protobuf)": ".onnx",
@@ -276,7 +278,8 @@ def _torch(file: Path, spec: dict, convention: Convention | None, direction: str
             found.setdefault(m["prefix"], {})[key] = value
     if not found:
         shown = ", ".join(sorted(arrays)[:8]) + (", ..." if len(arrays) > 8 else "")
-        raise GrukitError(f"{file}: no GRU weights (expected weight_ih_l0, weight_hh_l0, ...); its arrays: "
+        raise GrukitError(f"{file}: no GRU weights (expected nn.GRU's weight_ih_l0, weight_hh_l0, ... or nn.GRUCell's "
+                          f"weight_ih, weight_hh, ...); its arrays: "
                           f"{shown or 'none'}")
     if "module" in spec:
         prefix = str(spec["module"])
@@ -290,18 +293,23 @@ def _torch(file: Path, spec: dict, convention: Convention | None, direction: str
     else:
         prefix = next(iter(found))
     mine = found[prefix]
-    layers = sorted({int(_TORCH_KEY.match(k)["layer"]) for k in mine})
+    cell_keys = sorted(k for k in mine if _TORCH_KEY.match(k)["layer"] is None)
+    if cell_keys and len(cell_keys) != len(mine):
+        raise GrukitError(f"{file}: {cell_keys[0]} (an nn.GRUCell's) beside an nn.GRU's arrays under the same "
+                          f"prefix {prefix!r}: save one module's state dict")
+    suffix = "" if cell_keys else "_l0"  # an nn.GRUCell: one layer, one direction, keys without _l0
+    layers = sorted({int(_TORCH_KEY.match(k)["layer"] or 0) for k in mine})
     reverse = any(_TORCH_KEY.match(k)["rev"] for k in mine)
-    w_hh = mine.get(f"{prefix}weight_hh_l0")
-    if w_hh is None or f"{prefix}weight_ih_l0" not in mine:
-        raise GrukitError(f"{file}: missing array {prefix}weight_ih_l0 or {prefix}weight_hh_l0")
+    w_hh = mine.get(f"{prefix}weight_hh{suffix}")
+    if w_hh is None or f"{prefix}weight_ih{suffix}" not in mine:
+        raise GrukitError(f"{file}: missing array {prefix}weight_ih{suffix} or {prefix}weight_hh{suffix}")
     if any(_TORCH_KEY.match(k)["kind"] == "weight_hr" for k in mine) or w_hh.ndim != 2:
-        raise GrukitError(f"{file}: {prefix}weight_hh_l0 is not a GRU's (an LSTM with projections?)")
+        raise GrukitError(f"{file}: {prefix}weight_hh{suffix} is not a GRU's (an LSTM with projections?)")
     H = w_hh.shape[1]
     gates = w_hh.shape[0] / H if H else 0
     if gates != 3:
         kind = {4: "an LSTM", 1: "a plain RNN"}.get(gates, f"{w_hh.shape[0]} rows for H = {H}")
-        raise GrukitError(f"{file}: not a GRU state dict: {prefix}weight_hh_l0 has {w_hh.shape[0]} rows for "
+        raise GrukitError(f"{file}: not a GRU state dict: {prefix}weight_hh{suffix} has {w_hh.shape[0]} rows for "
                           f"hidden size {H} ({kind}; a GRU has 3H)")
     if layers != list(range(len(layers))):
         raise GrukitError(f"{file}: layers {layers} are not numbered 0, 1, ...")
@@ -313,7 +321,7 @@ def _torch(file: Path, spec: dict, convention: Convention | None, direction: str
                 or chosen != list(range(chosen[0], chosen[0] + len(chosen))):
             raise GrukitError(f"{where}.layers: expected consecutive layer numbers from {layers}, got "
                               f"{spec['layers']!r}")
-    biased = f"{prefix}bias_ih_l0" in mine
+    biased = f"{prefix}bias_ih{suffix}" in mine
     conv = convention or PRESETS["pytorch"]
     if not biased:
         conv = conv.with_changes(biases="none")
@@ -327,7 +335,8 @@ def _torch(file: Path, spec: dict, convention: Convention | None, direction: str
     for k in chosen:
         cells = []
         for sfx, dirn in (("", "forward"), ("_reverse", "reverse")) if reverse else (("", "forward"),):
-            names = {r: f"{prefix}{r}_l{k}{sfx}" for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            at = f"_l{k}{sfx}" if suffix else ""
+            names = {r: f"{prefix}{r}{at}" for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
             layout = replace(LAYOUTS["pytorch"], input_weight=names["weight_ih"], recurrent_weight=names["weight_hh"],
                              biases={"none": (), "double": (names["bias_ih"], names["bias_hh"])})
             missing = [n for n in layout.array_names(conv) if n not in mine]

@@ -1,0 +1,71 @@
+"""``grukit convert IN OUT`` for model files and ``grukit diff A B``: read the networks
+(:mod:`grukit.derive.files.networks`), write them (:mod:`grukit.codegen.models.write`) or compare them
+(:mod:`grukit.derive.audit.diff`); this module only prints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from grukit.codegen.cli.text import print_json
+from grukit.codegen.models.write import write_model
+from grukit.derive.audit.diff import TOLERANCE, diff
+from grukit.derive.files.networks import read_network
+from grukit.derive.layers.network import Network
+
+
+def _layers(net: Network) -> str:
+    return "; ".join(f"layer {d['layer']}: {d['direction']}, D={d['input_size']}, H={d['hidden_size']}, "
+                     f"{'/'.join(d['conventions'])}" for d in net.describe())
+
+
+def convert_model(source: Path, out: Path) -> int:
+    read = read_network(source)
+    written = write_model(read.network, source, out)
+    print(f"wrote {out}: {written.framework} from {source} ({read.framework})")
+    print(f"  {_layers(written)}")
+    return 0
+
+
+def cmd_diff(args) -> int:
+    """Exit status 1 when the two files compute different GRUs, 0 when the same."""
+    a, b = read_network(args.a), read_network(args.b)
+    result = diff(a, b)
+    t = result.trial
+    data = {"a": str(a.path), "b": str(b.path), "same": result.same, "tolerance": TOLERANCE,
+            "largest_difference": None if result.structure else result.largest, "where": result.where or None,
+            "structure": result.structure or None,
+            "counterexample": None if t is None or result.same else {
+                "trial": t.name, "inputs": np.asarray(t.inputs).tolist(), "h0": [h.tolist() for h in t.h0],
+                "lengths": t.lengths},
+            "axis": result.repair.axis if result.repair else None,
+            "explanation": result.repair.explanation if result.repair else None,
+            "fix": result.repair.fix if result.repair else None}
+    if args.json:
+        print_json(data, args.a)
+    else:
+        _print_diff(data, a, b)
+    return 0 if result.same else 1
+
+
+def _print_diff(data: dict, a, b) -> None:
+    print(f"A = {a.path} ({a.framework}): {_layers(a.network)}")
+    print(f"B = {b.path} ({b.framework}): {_layers(b.network)}")
+    if data["structure"]:
+        print(f"different networks: {data['structure']}")
+        return
+    if data["same"]:
+        print(f"the same GRU: largest difference {data['largest_difference']:.3g} (at most {TOLERANCE:g}) on "
+              f"random, saturating{' and length-limited' if a.lengths or b.lengths else ''} inputs")
+        return
+    example = data["counterexample"]
+    print(f"they differ: largest difference {data['largest_difference']:.6g} at {data['where']}")
+    print(f"  counterexample ({example['trial']}): inputs B x T x D = "
+          f"{'x'.join(map(str, np.shape(example['inputs'])))}, seed 0"
+          + (f", lengths {example['lengths']}" if example["lengths"] else "") + " (--json prints them)")
+    if data["axis"] is None:
+        print("  no single convention axis explains it (gate order, reset position, bias merge, activations, "
+              "clip, direction, update rule were tried)")
+        return
+    print(f"  explained by the {data['axis']}: {data['explanation']}")
+    print(f"  fix: {data['fix']}")
