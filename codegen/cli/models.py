@@ -9,8 +9,8 @@ import numpy as np
 
 from grukit.codegen.cli.text import print_json
 from grukit.codegen.models.write import write_model
-from grukit.derive.audit.diff import TOLERANCE, diff
-from grukit.derive.files.networks import read_network
+from grukit.derive.files.networks import NetworkFile, file_attribute, read_network
+from grukit.derive.layers.diff import AXIS_GROUPS, TOLERANCE, Repair, diff
 from grukit.derive.layers.network import Network
 
 
@@ -30,7 +30,7 @@ def convert_model(source: Path, out: Path) -> int:
 def cmd_diff(args) -> int:
     """Exit status 1 when the two files compute different GRUs, 0 when the same."""
     a, b = read_network(args.a), read_network(args.b)
-    result = diff(a, b)
+    result = diff(a.network, b.network, a.lengths or b.lengths)
     t = result.trial
     data = {"a": str(a.path), "b": str(b.path), "same": result.same, "tolerance": TOLERANCE,
             "largest_difference": None if result.structure else result.largest, "where": result.where or None,
@@ -40,12 +40,22 @@ def cmd_diff(args) -> int:
                 "lengths": t.lengths},
             "axis": result.repair.axis if result.repair else None,
             "explanation": result.repair.explanation if result.repair else None,
-            "fix": result.repair.fix if result.repair else None}
+            "fix": _fix(result.repair, a, b) if result.repair else None}
     if args.json:
         print_json(data, args.a)
     else:
         _print_diff(data, a, b)
     return 0 if result.same else 1
+
+
+def _fix(repair: Repair, a: NetworkFile, b: NetworkFile) -> str:
+    """The attribute of B's file that sets the axis, to A's value; always: write B again from A."""
+    again = f"write B again from A: grukit convert {a.path} {b.path}"
+    axis = AXIS_GROUPS.get(repair.axis, ("",))[0]
+    attribute = file_attribute(b.framework, axis, [[c.convention for c in layer.cells] for layer in a.network.layers])
+    if attribute is None:
+        return again
+    return f"set {attribute[0]}={attribute[1]} in {b.path} (as A computes), or {again}"
 
 
 def _print_diff(data: dict, a, b) -> None:

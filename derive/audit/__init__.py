@@ -1,5 +1,5 @@
 """Audits of other people's numbers and equations: claims files verified and diagnosed, conventions
-identified from numbers, compared for equivalence, weights and whole networks converted between them, and two model files
-diffed (the convention axis that tells them apart).
+identified from numbers, compared for equivalence, and weights (one cell's, or whole networks into a
+framework's conventions) converted between them.
 
 May import: every other folder of derive/."""

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from grukit.derive.cell.convention import Convention
+from grukit.derive.cell.functions import ACTIVATIONS
 from grukit.derive.errors import GrukitError
+from grukit.derive.files.keras_files import KERAS_ACTIVATIONS
 from grukit.derive.files.layer_file import load_any
 from grukit.derive.files.model_files import FORMATS, MODEL_SUFFIXES, read_weight_file
 from grukit.derive.layers.network import FRAMEWORKS, Cell, Layer, Network
@@ -63,3 +66,32 @@ def _problem_network(path: Path) -> NetworkFile:
     cell = Cell(problem.convention, params, "forward")
     layer = Layer((cell,), rules.merge, rules.padded_output, rules.reverse_order)
     return NetworkFile(path, Network("none", [layer], rules.final_state, layout=problem.layout))
+
+
+def _onnx_activations(cells: list[Convention]) -> list[str]:
+    return [ACTIVATIONS[a].onnx for c in cells for a in (c.gate_activation, c.candidate_activation)]
+
+
+_KERAS_NAMES = {kind: name for name, (kind, _) in KERAS_ACTIVATIONS.items()}
+FILE_ATTRIBUTES: dict[tuple[str, str], tuple[str, object]] = {
+    ("onnx", "reset"): ("linear_before_reset", lambda cells: int(cells[0].reset == "after")),
+    ("onnx", "gate_activation"): ("activations", _onnx_activations),
+    ("onnx", "candidate_activation"): ("activations", _onnx_activations),
+    ("onnx", "clip"): ("clip", lambda cells: None if cells[0].clip is None else float(cells[0].clip)),
+    ("keras", "reset"): ("reset_after", lambda cells: cells[0].reset == "after"),
+    ("keras", "gate_activation"): ("recurrent_activation", lambda cells: _KERAS_NAMES.get(cells[0].gate_activation)),
+    ("keras", "candidate_activation"): ("activation", lambda cells: _KERAS_NAMES.get(cells[0].candidate_activation)),
+}
+"""(a file's framework, a convention axis) -> the attribute of that framework's file that sets the axis,
+and its value for one layer's cell conventions (ONNX's ``activations`` lists f and g per direction)."""
+
+
+def file_attribute(framework: str, axis: str, layers: list[list[Convention]]) -> tuple[str, object] | None:
+    """The attribute a ``framework`` file sets ``axis`` with, and its value for each layer's cells (one
+    value when every layer has the same); None where the framework's files have no such attribute."""
+    entry = FILE_ATTRIBUTES.get((framework, axis))
+    if entry is None:
+        return None
+    name, value = entry
+    values = [value(cells) for cells in layers]
+    return name, values[0] if all(v == values[0] for v in values) else values

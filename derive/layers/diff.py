@@ -1,7 +1,7 @@
 """Do two networks compute the same GRU? Run, and where they differ, find the convention axis that explains it.
 
-``grukit diff A B`` reads both files' networks (:mod:`grukit.derive.files.networks`) and runs them
-with the NumPy engine on the same trials: random inputs and non-zero initial states, inputs large
+``grukit diff A B`` reads both files' networks (:mod:`grukit.derive.files.networks`) and this module
+runs them with the NumPy engine on the same trials: random inputs and non-zero initial states, inputs large
 enough to saturate every gate (where activations and clipping differ), and, where either file runs
 sequences of their own lengths (an ONNX ``sequence_lens``, a Keras ``Masking`` layer, a problem's
 lengths or mask), a batch of different lengths (outputs compared at the steps each sequence has).
@@ -28,10 +28,7 @@ from itertools import permutations
 import numpy as np
 
 from grukit.derive.cell.convention import GATES, Param
-from grukit.derive.cell.functions import ACTIVATIONS
 from grukit.derive.cell.layouts import LAYOUTS
-from grukit.derive.files.keras_files import KERAS_ACTIVATIONS
-from grukit.derive.files.networks import NetworkFile
 from grukit.derive.layers.network import Network
 from grukit.derive.layers.run import run_network
 from grukit.derive.numeric.batch import batched_engine
@@ -50,22 +47,6 @@ AXIS_GROUPS: dict[str, tuple[str, ...]] = {
 }
 """The convention axes a repair takes from B, each group as one axis (an activation with its parameters)."""
 
-_KERAS_NAMES = {kind: name for name, (kind, _) in KERAS_ACTIVATIONS.items()}
-ATTRIBUTES: dict[tuple[str, str], tuple[str, object]] = {
-    ("onnx", "reset"): ("linear_before_reset", lambda cs: int(cs[0].reset == "after")),
-    ("onnx", "gate_activation"): ("activations", lambda cs: [ACTIVATIONS[a].onnx for c in cs for a in
-                                                            (c.gate_activation, c.candidate_activation)]),
-    ("onnx", "candidate_activation"): ("activations", lambda cs: [ACTIVATIONS[a].onnx for c in cs for a in
-                                                                 (c.gate_activation, c.candidate_activation)]),
-    ("onnx", "clip"): ("clip", lambda cs: None if cs[0].clip is None else float(cs[0].clip)),
-    ("keras", "reset"): ("reset_after", lambda cs: cs[0].reset == "after"),
-    ("keras", "gate_activation"): ("recurrent_activation", lambda cs: _KERAS_NAMES.get(cs[0].gate_activation)),
-    ("keras", "candidate_activation"): ("activation", lambda cs: _KERAS_NAMES.get(cs[0].candidate_activation)),
-}
-"""(B's framework, the first axis of a group) -> the attribute of B's file that sets it, and its value
-from A's cell conventions (one layer's)."""
-
-
 @dataclass
 class Trial:
     name: str
@@ -82,10 +63,9 @@ class Trial:
 
 @dataclass
 class Repair:
-    axis: str
+    axis: str  # a key of AXIS_GROUPS, or "gate order", "bias merge", "direction"
     explanation: str
-    network: Network
-    fix: str = ""
+    network: Network  # A repaired
 
 
 @dataclass
@@ -100,16 +80,17 @@ class Difference:
 
 # --- running ---------------------------------------------------------------------------------------
 
-def trials(a: NetworkFile, b: NetworkFile, seed: int = 0) -> list[Trial]:
+def trials(a: Network, lengths: bool, seed: int = 0) -> list[Trial]:
+    """The inputs both networks run on (``lengths``: either file runs sequences of their own lengths)."""
     rng = np.random.default_rng(seed)
-    D, sizes = a.network.input_size, [c.hidden_size for _, c in a.network.cells]
+    D, sizes = a.input_size, [c.hidden_size for _, c in a.cells]
 
     def trial(name, scale, lengths=None):
         return Trial(name, rng.uniform(-scale, scale, (BATCH, STEPS, D)),
                      [rng.uniform(-0.9, 0.9, (BATCH, n)) for n in sizes], lengths)
 
     out = [trial("random inputs and initial states", 1.5), trial("inputs that saturate every gate", 6.0)]
-    if a.lengths or b.lengths:
+    if lengths:
         out.append(trial("sequences of lengths 6, 3, 1", 1.5, [STEPS, 3, 1]))
     return out
 
@@ -243,31 +224,20 @@ REPAIRS = (axis_repairs, gate_order_repairs, bias_merge_repairs, direction_repai
 """The repairs tried, in order: what the conventions say first, then what only the values show."""
 
 
-def _fix(repair: Repair, a: NetworkFile, b: NetworkFile) -> str:
-    group = AXIS_GROUPS.get(repair.axis, ("",))
-    attribute = ATTRIBUTES.get((b.framework, group[0]))
-    again = f"write B again from A: grukit convert {a.path} {b.path}"
-    if attribute is None:
-        return again
-    name, value = attribute
-    values = [value([c.convention for c in layer.cells]) for layer in a.network.layers]
-    shown = values[0] if len(set(map(str, values))) == 1 else values
-    return f"set {name}={shown} in {b.path} (as A computes), or {again}"
-
-
-def diff(a: NetworkFile, b: NetworkFile, seed: int = 0) -> Difference:
-    shape = structure(a.network, b.network)
+def diff(a: Network, b: Network, lengths: bool = False, seed: int = 0) -> Difference:
+    """Whether ``a`` and ``b`` compute the same function on :func:`trials`, and if not, where they differ
+    most and the first repair of ``a`` (:data:`REPAIRS`) that makes it compute ``b``'s."""
+    shape = structure(a, b)
     if shape:
         return Difference(False, float("inf"), structure=shape)
-    runs = trials(a, b, seed)
-    worst = max(((*_largest(a.network, b.network, t), t) for t in runs), key=lambda r: r[0])
+    runs = trials(a, lengths, seed)
+    worst = max(((*_largest(a, b, t), t) for t in runs), key=lambda r: r[0])
     if worst[0] <= TOLERANCE:
         return Difference(True, worst[0], worst[1], worst[2])
     out = Difference(False, worst[0], worst[1], worst[2])
     for source in REPAIRS:
-        for repair in source(a.network, b.network):
-            if _agree(repair.network, b.network, runs):
-                repair.fix = _fix(repair, a, b)
+        for repair in source(a, b):
+            if _agree(repair.network, b, runs):
                 out.repair = repair
                 return out
     return out
