@@ -540,10 +540,93 @@ def _onnx(file: Path, spec: dict, convention: Convention | None, direction: str 
                               f"{', '.join(repr(n.name) for n in grus)})")
         node = match[0]
     elif len(grus) > 1:
-        raise GrukitError(f"{where}.node: missing: {file} has {len(grus)} GRU nodes "
-                          f"({', '.join(repr(n.name) for n in grus)}); say which (a name or an index)")
+        chain = onnx_stack(grus, graph.node, tensors, file)
+        if chain is None:
+            raise GrukitError(f"{where}.node: missing: {file} has {len(grus)} GRU nodes "
+                              f"({', '.join(repr(n.name) for n in grus)}) that are not one stack (each layer's Y "
+                              f"the next one's X, as PyTorch exports); say which (a name or an index)")
+        return _onnx_stack([_onnx_node(n, tensors, file, convention, direction, where) for n in chain], file)
     else:
         node = grus[0]
+    return _onnx_node(node, tensors, file, convention, direction, where)
+
+
+STACK_JOINS = {"Transpose": "perm", "Reshape": "shape", "Squeeze": "axes", "Identity": None}
+"""The operators that may join one GRU node's Y (T x directions x B x H) to the next one's X (T x B x
+directions*H) in a stack: Transpose(perm=[0, 2, 1, 3]) then Reshape([0, 0, -1]), or, for one
+direction, Squeeze(axes=[1]) -- PyTorch's export and grukit's own."""
+
+
+def _join_value(node, tensors: dict, file: Path) -> list[int] | None:
+    """A joining node's perm, shape or axes (an attribute or a constant input)."""
+    from onnx import helper
+
+    key = STACK_JOINS[node.op_type]
+    if key is None:
+        return None
+    for a in node.attribute:
+        if a.name == key:
+            return [int(v) for v in helper.get_attribute_value(a)]
+    if len(node.input) > 1 and node.input[1] in tensors:
+        return [int(v) for v in np.ravel(onnx_tensor(tensors[node.input[1]], file))]
+    return []
+
+
+def _attribute(node, name: str, default):
+    from onnx import helper
+
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def onnx_stack(grus: list, nodes, tensors: dict, file: Path) -> list | None:
+    """The GRU nodes in layer order when they form one stack (each node's X made from the previous
+    node's Y by :data:`STACK_JOINS` alone, every join exactly the concatenation of the directions);
+    None otherwise."""
+    made = {out: n for n in nodes for out in n.output}
+    before = {}
+    for g in grus:
+        x, joins = g.input[0], []
+        while x in made and made[x].op_type in STACK_JOINS and len(joins) <= len(nodes):
+            joins.append(made[x])
+            x = made[x].input[0] if made[x].input else ""
+        source = made.get(x)
+        if source is not None and source.op_type == "GRU" and source.output and source.output[0] == x:
+            before[g.name] = (source, [_join_value(j, tensors, file) for j in reversed(joins)],
+                              [j.op_type for j in reversed(joins)])
+    firsts = [g for g in grus if g.name not in before]
+    if len(firsts) != 1 or len({g.name for g in grus}) != len(grus):
+        return None
+    after = {src.name: g for g, (src, _, _) in ((g, before[g.name]) for g in grus if g.name in before)}
+    chain = [firsts[0]]
+    while chain[-1].name in after and len(chain) <= len(grus):
+        nxt = after[chain[-1].name]
+        _, values, ops = before[nxt.name]
+        ops_values = [(o, v) for o, v in zip(ops, values) if o != "Identity"]
+        one_direction = _attribute(chain[-1], "direction", b"forward") != b"bidirectional"
+        concat = ops_values == [("Transpose", [0, 2, 1, 3]), ("Reshape", [0, 0, -1])] or \
+            one_direction and ops_values == [("Squeeze", [1])]
+        if not concat or any(_attribute(n, "layout", 0) for n in (chain[-1], nxt)):
+            return None
+        chain.append(nxt)
+    return chain if len(chain) == len(grus) else None
+
+
+def _onnx_stack(parts: list[WeightFile], file: Path) -> WeightFile:
+    """The one-node networks of a stack's GRU nodes as one network of their layers."""
+    top = parts[-1].network
+    net = Network("onnx", [p.network.layers[0] for p in parts], top.final_state, top.output_form)
+    check_stack(net, file)
+    starts = [p.h0 for p in parts]
+    if any(h is None for h in starts) and any(h is not None for h in starts):
+        raise GrukitError(f"{file}: initial_h is given to some GRU nodes of the stack and not others")
+    h0 = None if starts[0] is None else np.concatenate(starts)
+    sources = [s for p in parts for s in p.sources]
+    return WeightFile(file, "onnx", net, sources, h0=h0, lengths=parts[0].lengths, decided=("direction", "merge"))
+
+
+def _onnx_node(node, tensors: dict, file: Path, convention: Convention | None, direction: str | None,
+               where: str) -> WeightFile:
+    """One GRU node of a model: its weights, attributes, initial_h and sequence_lens initializers."""
     attrs = onnx_attributes(node, file)
     inputs = list(node.input) + [""] * (6 - len(node.input))
     arrays = {}
