@@ -169,7 +169,7 @@ def network_as(net: Network, framework: str, where: str) -> Network:
                                   or layer.direction != net.layers[0].direction):
             problem = "layers of different sizes or directions (one nn.GRU has one of each)"
         if problem:
-            raise GrukitError(f"{at}: {target.shown} has no exact form of {problem}; {MODULE_HINT}")
+            raise GrukitError(f"{at}: {target.shown} has no exact form of {problem}")
         cells = []
         for cell in layer.cells:
             try:
