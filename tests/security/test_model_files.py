@@ -660,6 +660,46 @@ def test_hostile_model_files_are_refused_in_one_line(tmp_path, case):
     assert not (tmp_path / MARKER).exists()
 
 
+def _named_directly(weights, words) -> str | None:
+    """The model file a case's problem names, when ``grukit diff``/``convert`` may name it themselves: a
+    model file named alone (no layout, node, module or layers to choose with), refused -- if it is -- for
+    what the file holds, not for a key of the problem."""
+    if not isinstance(weights, dict) or set(weights) != {"file"}:
+        return None
+    if Path(str(weights["file"])).suffix.lower() not in (".onnx", ".pt", ".pth", ".safetensors", ".h5", ".keras"):
+        return None
+    if words is not None and any("p.yaml" in w or "weights." in w for w in words):
+        return None
+    return str(weights["file"])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hostile_model_files_through_diff_and_convert(tmp_path, case):
+    """The same files through ``grukit diff`` (a problem naming the file against itself, and the file named
+    on the command line) and ``grukit convert`` to .onnx: a hostile file is one line, status 2, nothing
+    written, nothing leaked; a legitimate one is the same GRU as itself (status 0) and converts or is
+    refused in one line (a convention ONNX lacks)."""
+    modules, build, words = CASES[case]
+    for m in modules:
+        pytest.importorskip(m)
+    weights, extra = build(tmp_path)
+    problem = write_problem(tmp_path, weights, **extra)
+    sources = [problem.name] + [n for n in [_named_directly(weights, words)] if n]
+    out = tmp_path / "out.onnx"
+    for source in sources:
+        for argv in (["diff", source, source, "--json"], ["convert", source, out]):
+            o = run(argv, cwd=tmp_path, limit=LIMIT)
+            if words is None:
+                clean(o)
+                assert o.status == 0 or argv[0] == "convert" and o.status == 2 and len(o.err.splitlines()) == 1, o.err
+            else:
+                refused(o, *words)
+                assert not out.exists()
+            assert_nothing_leaked(o, tmp_path)
+            out.unlink(missing_ok=True)
+    assert not (tmp_path / MARKER).exists()
+
+
 # --- findings, one by one --------------------------------------------------------------------------
 
 @needs("h5py")
