@@ -103,8 +103,8 @@ def cmd_convert(args) -> int:
         raise GrukitError(f"convert: {'--to' if args.source else '--from'} missing: --from and --to convert one "
                           f"cell's .npz weights (a model file to a model file needs neither)")
     if out.suffix != ".npz":
-        raise GrukitError(f"{out}: with --from and --to the output is an .npz file (a model file to a model file "
-                          f"needs neither option)")
+        raise GrukitError(f"{out}: the output must be an .npz file with --from and --to (a model file to a model "
+                          f"file needs neither option)")
     source = named_convention(args.source, "convert: --from")
     target = named_convention(args.target, "convert: --to")
     result = convert(source, target, Path(args.input))

@@ -543,8 +543,8 @@ def _onnx(file: Path, spec: dict, convention: Convention | None, direction: str 
         chain = onnx_stack(grus, graph.node, tensors, file)
         if chain is None:
             raise GrukitError(f"{where}.node: missing: {file} has {len(grus)} GRU nodes "
-                              f"({', '.join(repr(n.name) for n in grus)}) that are not one stack (each layer's Y "
-                              f"the next one's X, as PyTorch exports); say which (a name or an index)")
+                              f"({', '.join(repr(n.name) for n in grus)}); say which (a name or an index): they "
+                              f"are not one stack (each node's Y the next one's X, as PyTorch exports a stack)")
         return _onnx_stack([_onnx_node(n, tensors, file, convention, direction, where) for n in chain], file)
     else:
         node = grus[0]

@@ -154,3 +154,33 @@ def test_bad_input_is_one_line_with_status_2(exported, tmp_path):
     refused(run(["diff", exported / "gru.pt", tmp_path / "w.onnx"]), "w.onnx")
     refused(run(["diff", exported / "gru.pt", tmp_path / "missing.pt"]), "missing.pt", "no such file")
     refused(run(["diff", exported / "gru.pt", tmp_path / "w.txt"]), "w.txt")
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["squeeze", "transpose-reshape"])
+def test_a_stacked_export_is_read_as_one_network(tmp_path, bidirectional):
+    """torch.onnx.export of a 2-layer nn.GRU: two GRU nodes, joined by Squeeze (one direction) or
+    Transpose + Reshape (two): read as one stack, the same GRU as the state dict; a join that is not
+    the concatenation of the directions (another perm) is no stack, and the reader asks for a node."""
+    import onnx
+    import torch
+    from onnx import helper
+
+    torch.manual_seed(3)
+    gru = torch.nn.GRU(D, H, num_layers=2, bidirectional=bidirectional)
+    torch.save(gru.state_dict(), tmp_path / "gru.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(gru, (torch.zeros(2, 1, D),), str(tmp_path / "gru.onnx"), dynamo=False)
+    assert diff(tmp_path / "gru.pt", tmp_path / "gru.onnx", 0)["same"]
+    model = onnx.load(str(tmp_path / "gru.onnx"))
+    joins = [n for n in model.graph.node if n.op_type in ("Transpose", "Squeeze")
+             and any(i.startswith("/GRU_output_0") for i in n.input)]
+    assert len(joins) == 1
+    if joins[0].op_type == "Transpose":
+        del joins[0].attribute[:]
+        joins[0].attribute.append(helper.make_attribute("perm", [0, 1, 2, 3]))
+    else:
+        joins[0].op_type = "Identity"
+        del joins[0].input[1:]
+    onnx.save(model, tmp_path / "odd.onnx")
+    refused(run(["diff", tmp_path / "gru.pt", tmp_path / "odd.onnx"]), "odd.onnx", "2 GRU nodes", "not one stack")
