@@ -22,7 +22,8 @@ def _layers(net: Network) -> str:
 def convert_model(source: Path, out: Path) -> int:
     read = read_network(source)
     written = write_model(read.network, source, out)
-    print(f"wrote {out}: {written.framework} from {source} ({read.framework})")
+    origin = read.framework if read.framework != "none" else "a convention's weights"
+    print(f"wrote {out}: {written.framework} from {source} ({origin})")
     print(f"  {_layers(written)}")
     return 0
 
@@ -71,7 +72,7 @@ def _print_diff(data: dict, a, b) -> None:
     example = data["counterexample"]
     print(f"they differ: largest difference {data['largest_difference']:.6g} at {data['where']}")
     print(f"  counterexample ({example['trial']}): inputs B x T x D = "
-          f"{'x'.join(map(str, np.shape(example['inputs'])))}, seed 0"
+          f"{'x'.join(map(str, np.shape(example['inputs'])))}"
           + (f", lengths {example['lengths']}" if example["lengths"] else "") + " (--json prints them)")
     if data["axis"] is None:
         print("  no single convention axis explains it (gate order, reset position, bias merge, activations, "

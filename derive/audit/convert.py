@@ -129,7 +129,7 @@ TARGETS: dict[str, Target] = {t.framework: t for t in (
 """The frameworks ``grukit convert`` writes model files of."""
 SAME_MERGES = {"stack": "concat"}
 """Merges that hold the same numbers as another, arranged differently (ONNX's directions axis)."""
-MODULE_HINT = "grukit's PyTorch module runs it as it is: use grukit.GRU(convention=...)"
+MODULE_HINT = "grukit's PyTorch module runs it as it is: use grukit.GRU(convention={})"
 
 
 def target_convention(cell: Convention, target: Target) -> Convention:
@@ -177,8 +177,10 @@ def network_as(net: Network, framework: str, where: str) -> Network:
                 rep = reparameterization(cell.convention, conv)
                 params = rep.apply(cell.params, cell.input_size, cell.hidden_size)
             except NoMap as exc:
-                raise GrukitError(f"{at}, {cell.direction}: {target.shown} has no exact form of this "
-                                  f"{cell.convention.name} cell: {exc}; {MODULE_HINT}") from None
+                conv = cell.convention
+                shown = repr(conv.name) if PRESETS.get(conv.name) == conv else "..."
+                raise GrukitError(f"{at}, {cell.direction}: {target.shown} has no exact form of this {conv.name} "
+                                  f"cell: {exc}; {MODULE_HINT.format(shown)}") from None
             cells.append(Cell(conv, params, cell.direction))
         layers.append(Layer(tuple(cells), merge, rules.padded_output, rules.reverse_order, layer.name))
     return Network(framework, layers, rules.final_state)

@@ -141,7 +141,7 @@ def test_keras_reset_before_to_onnx_and_back_and_no_pytorch_form(tmp_path):
     assert np.max(np.abs(keras_out(again, x) - y)) < TOL
     (tmp_path / "k.pt").write_bytes(b"old")
     refused(run(["convert", tmp_path / "k.keras", tmp_path / "k.pt"]), "k.keras", "layer 0", "reset=before GRU",
-            "use grukit.GRU(convention=")
+            "use grukit.GRU(convention='keras-reset-before')")
     assert (tmp_path / "k.pt").read_bytes() == b"old"  # the output untouched
 
 

@@ -574,6 +574,13 @@ CASES = {
         torch_save(f / "t.pt", torch_tensors()).read_bytes()[:400]), ["w.pt"]),
     "pt: a storage declared 3.75 GiB": _pt_case(_pt_zip_bomb, ["declares 4026531840 bytes"]),
     "pt: bfloat16 (legitimate)": _pt_case(_pt_bfloat16, None),
+    "pt: an nn.GRUCell (legitimate)": _pt_case(lambda f: torch_save(f / "w.pt", {
+        k.removesuffix("_l0"): v for k, v in torch_tensors().items()}), None),
+    "pt: nn.GRUCell keys beside nn.GRU's": _pt_case(lambda f: torch_save(f / "w.pt", {
+        **torch_tensors(), "weight_ih": torch_tensors()["weight_ih_l0"]}), ["weight_ih", "nn.GRUCell", "beside"]),
+    "pt: an nn.LSTMCell": _pt_case(lambda f: torch_save(f / "w.pt", {
+        "weight_ih": torch_tensors()["weight_ih_l0"].repeat(2, 1)[:4 * H], "weight_hh": torch_tensors()[
+            "weight_hh_l0"].repeat(2, 1)[:4 * H]}), ["weight_hh", "not a GRU state dict", "an LSTM"]),
     # safetensors (weights: {file: w.safetensors})
     "safetensors: header length 2**60": _st_case(struct.pack("<Q", 2 ** 60) + b"{}", ["not a safetensors file"]),
     "safetensors: header not JSON": _st_case(struct.pack("<Q", 4) + b"{{{{", ["not JSON"]),
@@ -701,6 +708,31 @@ def test_hostile_model_files_through_diff_and_convert(tmp_path, case):
 
 
 # --- findings, one by one --------------------------------------------------------------------------
+
+@needs("torch", "onnx")
+def test_a_refused_convert_leaves_the_output_alone(tmp_path):
+    """Writes only the outputs asked for, atomically: a conversion refused (a hostile source, a target
+    without an exact form, a folder it cannot write) leaves an existing output byte for byte and no
+    temporary file; each refusal is one line."""
+    torch_save(tmp_path / "w.pt", torch_tensors())
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 not a zip")
+    save_onnx(tmp_path / "before.onnx", onnx_model())  # linear_before_reset=0: no nn.GRU
+    (tmp_path / "out.pt").write_bytes(b"old")
+    refused(run(["convert", tmp_path / "bad.pt", tmp_path / "out.pt"]), "bad.pt")
+    refused(run(["convert", tmp_path / "before.onnx", tmp_path / "out.pt"]), "before.onnx", "reset=before",
+            "grukit.GRU(convention=")
+    assert (tmp_path / "out.pt").read_bytes() == b"old"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root writes anywhere
+            refused(run(["convert", tmp_path / "w.pt", locked / "out.onnx"]), "out.onnx", "cannot write")
+    finally:
+        locked.chmod(0o700)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt", "before.onnx", "locked", "out.pt", "w.pt"]
+    assert list(locked.iterdir()) == []
+
 
 @needs("h5py")
 def test_hdf5_external_storage_never_prints_a_foreign_file_as_weights(tmp_path):
