@@ -19,11 +19,14 @@ def _layers(net: Network) -> str:
                      f"{'/'.join(d['conventions'])}" for d in net.describe())
 
 
+def _origin(read: NetworkFile) -> str:
+    return read.framework if read.framework != "none" else "a convention's weights"
+
+
 def convert_model(source: Path, out: Path) -> int:
     read = read_network(source)
     written = write_model(read.network, source, out)
-    origin = read.framework if read.framework != "none" else "a convention's weights"
-    print(f"wrote {out}: {written.framework} from {source} ({origin})")
+    print(f"wrote {out}: {written.framework} from {source} ({_origin(read)})")
     print(f"  {_layers(written)}")
     return 0
 
@@ -60,8 +63,8 @@ def _fix(repair: Repair, a: NetworkFile, b: NetworkFile) -> str:
 
 
 def _print_diff(data: dict, a, b) -> None:
-    print(f"A = {a.path} ({a.framework}): {_layers(a.network)}")
-    print(f"B = {b.path} ({b.framework}): {_layers(b.network)}")
+    print(f"A = {a.path} ({_origin(a)}): {_layers(a.network)}")
+    print(f"B = {b.path} ({_origin(b)}): {_layers(b.network)}")
     if data["structure"]:
         print(f"different networks: {data['structure']}")
         return

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from grukit.derive.cell.layouts import LAYOUTS
+from grukit.derive.errors import GrukitError
 from grukit.derive.files.keras_files import KERAS_ACTIVATIONS
 from grukit.derive.layers.network import Network
 
@@ -23,8 +24,11 @@ KERAS_NAMES = {kind: name for name, (kind, _) in KERAS_ACTIVATIONS.items()}
 
 def _keras():
     os.environ.setdefault("KERAS_BACKEND", "torch")
-    import keras
-
+    try:
+        import keras
+    except Exception as exc:  # noqa: BLE001 - Keras fails to import when its backend is missing
+        raise GrukitError(f"writing a Keras file needs Keras 3 with a backend it can load (KERAS_BACKEND="
+                          f"{os.environ['KERAS_BACKEND']}: {' '.join(str(exc).split())[:120]})") from None
     return keras
 
 

@@ -8,6 +8,12 @@ read as exact numbers (every float is a binary fraction), carried over by the ma
 and IN's float type. Reordering, transposing, splitting and negating are exact in any float type;
 a bias fold (b_i + b_r) or a hard-sigmoid rescale is rounded once, to that type, and the notes say
 so. Where no map exists the error says why.
+
+:func:`network_as` does the same for a whole network (``grukit convert IN OUT`` with model files):
+each cell into the target framework's convention (:data:`TARGETS`: its preset for the cell's reset
+placement, with the cell's activations where the framework has them), each layer's composition
+checked against what the framework can hold; where it has none, one line says why and points to
+grukit's PyTorch module, which runs any convention.
 """
 from __future__ import annotations
 

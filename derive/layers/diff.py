@@ -27,7 +27,7 @@ from itertools import permutations
 
 import numpy as np
 
-from grukit.derive.cell.convention import GATES, Param
+from grukit.derive.cell.convention import GATES, ConventionError, Param
 from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.layers.network import Network
 from grukit.derive.layers.run import run_network
@@ -147,15 +147,10 @@ def _with_cells(net: Network, change) -> Network:
     return replace(net, layers=layers)
 
 
-def _pairs(a: Network, b: Network):
-    return [(ca, cb) for (_, ca), (_, cb) in zip(a.cells, b.cells)]
-
-
 def axis_repairs(a: Network, b: Network):
-    cells_b = [[c for c in layer.cells] for layer in b.layers]
+    cells_b = [layer.cells for layer in b.layers]
     for axis, group in AXIS_GROUPS.items():
-        pairs = _pairs(a, b)
-        differing = [(ca.convention, cb.convention) for ca, cb in pairs
+        differing = [(ca.convention, cb.convention) for (_, ca), (_, cb) in zip(a.cells, b.cells)
                      if any(getattr(ca.convention, x) != getattr(cb.convention, x) for x in group)]
         if not differing:
             continue
@@ -164,11 +159,15 @@ def axis_repairs(a: Network, b: Network):
             theirs = cells_b[k][j].convention
             return replace(cell, convention=cell.convention.with_changes(**{x: getattr(theirs, x) for x in group}))
 
+        try:
+            repaired = _with_cells(a, take)
+        except ConventionError:  # B's value cannot exist in A's convention (reset-after on [h, x] weights)
+            continue
         ours, theirs = differing[0]
         shown = ", ".join(f"{x}={getattr(ours, x)}" for x in group if getattr(ours, x) is not None)
         shown_b = ", ".join(f"{x}={getattr(theirs, x)}" for x in group if getattr(theirs, x) is not None)
         yield Repair(axis, f"A's cells have {shown}, B's {shown_b}: the same weights under B's {group[0]} give "
-                           f"B's outputs", _with_cells(a, take))
+                           f"B's outputs", repaired)
 
 
 def gate_order_repairs(a: Network, b: Network):
@@ -176,17 +175,20 @@ def gate_order_repairs(a: Network, b: Network):
         if order == GATES:
             continue
         moved = dict(zip(GATES, order))
+        if any(np.shape(v) != np.shape(c.params[Param(p.role, moved[p.gate])]) for _, c in a.cells
+               for p, v in c.params.items()):
+            continue  # scalar gates: only the two of one width trade places
 
         def permute(k, j, cell, moved=moved):
-            params = {Param(p.role, g): cell.params[Param(p.role, moved[g])] for p in cell.params for g in [p.gate]}
-            return replace(cell, params=params)
+            return replace(cell, params={p: cell.params[Param(p.role, moved[p.gate])] for p in cell.params})
 
-        cell_b = b.layers[0].cells[0]
-        native = LAYOUTS[b.framework].gate_order(cell_b.convention) if b.framework in LAYOUTS else GATES
-        held = "|".join(moved[g] for g in native)
+        conv_b = b.layers[0].cells[0].convention
+        native = LAYOUTS[b.framework].gate_order(conv_b) if b.framework in LAYOUTS else GATES
+        letter = conv_b.notation.letter
+        held = "|".join(letter(moved[g]) for g in native)
         yield Repair("gate order", f"B's gate blocks hold A's gates in the order [{held}] where "
                                    f"{b.framework if b.framework in LAYOUTS else 'its convention'} reads "
-                                   f"[{'|'.join(native)}]", _with_cells(a, permute))
+                                   f"[{'|'.join(map(letter, native))}]", _with_cells(a, permute))
 
 
 def bias_merge_repairs(a: Network, b: Network):
