@@ -9,7 +9,7 @@ import numpy as np
 
 from grukit.codegen.cli.text import print_json
 from grukit.codegen.models.write import write_model
-from grukit.derive.files.networks import NetworkFile, file_attribute, read_network
+from grukit.derive.files.networks import PROBLEM_SUFFIXES, NetworkFile, file_attribute, read_network
 from grukit.derive.layers.diff import AXIS_GROUPS, TOLERANCE, Repair, diff
 from grukit.derive.layers.network import Network
 
@@ -53,13 +53,22 @@ def cmd_diff(args) -> int:
 
 
 def _fix(repair: Repair, a: NetworkFile, b: NetworkFile) -> str:
-    """The attribute of B's file that sets the axis, to A's value; always: write B again from A."""
+    """The attribute of B's file that sets the axis, to A's value; and, for a model file B, writing it
+    again from A (a problem file B: its convention's axis, as A's)."""
+    group = AXIS_GROUPS.get(repair.axis, ())
+    if b.path.suffix.lower() in PROBLEM_SUFFIXES:
+        ours = a.network.layers[0].cells[0].convention
+        if not group:
+            return f"correct the weights of {b.path} as the explanation says"
+        return f"give the convention of {b.path} A's {', '.join(f'{x}: {getattr(ours, x)}' for x in group)}"
     again = f"write B again from A: grukit convert {a.path} {b.path}"
-    axis = AXIS_GROUPS.get(repair.axis, ("",))[0]
-    attribute = file_attribute(b.framework, axis, [[c.convention for c in layer.cells] for layer in a.network.layers])
-    if attribute is None:
+    attribute = group and file_attribute(b.framework, group[0],
+                                         [[c.convention for c in layer.cells] for layer in a.network.layers])
+    if not attribute:
         return again
-    return f"set {attribute[0]}={attribute[1]} in {b.path} (as A computes), or {again}"
+    name, value = attribute
+    setting = f"remove {name} from {b.path}" if value is None else f"set {name}={value} in {b.path}"
+    return f"{setting} (as A computes), or {again}"
 
 
 def _print_diff(data: dict, a, b) -> None:

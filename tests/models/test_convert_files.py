@@ -210,6 +210,23 @@ def test_a_grucell_state_dict_is_read_run_and_converted(tmp_path):
         assert np.max(np.abs(np.array(yaml.safe_load(o.out)["outputs"]) - expected)) < TOL
     y, _ = ort_run(converted(tmp_path, tmp_path / "cell.pt", "cell.onnx"), x)
     assert np.max(np.abs(y - expected)) < TOL
+    # gradients come back under the cell's own names, as torch autograd gives them
+    G = np.random.default_rng(11).uniform(-1, 1, expected.shape)
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump({"inputs": x.astype(float).tolist(), "weights": {"file": "cell.pt"},
+                                                     "loss": {"type": "weighted_sum", "G": G.tolist()}}))
+    o = run(["grad", tmp_path / "g.yaml", "--json", "--engine", "numpy"])
+    assert o.status == 0, o.err
+    ours = yaml.safe_load(o.out)["grads"]
+    cell64 = torch.nn.GRUCell(D, H).double()
+    cell64.load_state_dict({k: v.double() for k, v in cell.state_dict().items()})
+    h, loss = torch.zeros(B, H, dtype=torch.float64), 0
+    for t in range(T):
+        h = cell64(torch.from_numpy(x[:, t].astype(np.float64)), h)
+        loss = loss + (h * torch.from_numpy(G[:, t])).sum()
+    loss.backward()
+    assert sorted(ours) == ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
+    for name, p in cell64.named_parameters():
+        assert np.max(np.abs(np.array(ours[name]) - p.grad.numpy())) < 1e-10, name
 
 
 def test_without_the_framework_the_error_names_the_extra(tmp_path, monkeypatch):

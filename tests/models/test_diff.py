@@ -184,3 +184,19 @@ def test_a_stacked_export_is_read_as_one_network(tmp_path, bidirectional):
         del joins[0].input[1:]
     onnx.save(model, tmp_path / "odd.onnx")
     refused(run(["diff", tmp_path / "gru.pt", tmp_path / "odd.onnx"]), "odd.onnx", "2 GRU nodes", "not one stack")
+
+
+@pytest.mark.parametrize("axis, change", [("update rule", {"update_rule": "z_keeps_old"}),
+                                          ("candidate activation", {"candidate_activation": "softsign"}),
+                                          ("clip", {"clip": 0.5})])
+def test_problem_files_differing_in_one_axis(tmp_path, axis, change):
+    """The same weights under a convention changed in one axis: diff names that axis and tells B's
+    convention to take A's value."""
+    from helpers import ROOT
+
+    text = (ROOT / "docs" / "examples" / "course-notes.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text.replace("convention: course-notes",
+                                                  "convention: " + json.dumps({"preset": "course-notes", **change})))
+    data = diff(tmp_path / "a.yaml", tmp_path / "b.yaml", 1)
+    assert data["axis"] == axis and f"{next(iter(change))}: " in data["fix"], data
