@@ -28,6 +28,10 @@ def convert_model(source: Path, out: Path) -> int:
     written = write_model(read.network, source, out)
     print(f"wrote {out}: {written.framework} from {source} ({_origin(read)})")
     print(f"  {_layers(written)}")
+    if read.lengths:
+        print(f"  {source} runs sequences of their own lengths (ONNX sequence_lens, a Keras Masking layer, a "
+              f"problem's lengths or mask): {out} holds the network; give it lengths or masks as "
+              f"{written.framework} takes them")
     return 0
 
 
