@@ -153,8 +153,8 @@ def onnx_with(tmp_path, **attrs):
     W, R, Bias = (rng.uniform(-0.9, 0.9, s).astype(np.float32) for s in ((1, 3 * H, D), (1, 3 * H, H), (1, 6 * H)))
     node = helper.make_node("GRU", ["X", "W", "R", "B"], ["Y", "Y_h"], name="gru", hidden_size=H, **attrs)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["T", "B", D])],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
-                               helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["T", 1, "B", H]),
+                               helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, [1, "B", H])],
                               [numpy_helper.from_array(a, n) for a, n in ((W, "W"), (R, "R"), (Bias, "B"))])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     model.ir_version = 7
