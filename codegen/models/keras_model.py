@@ -15,11 +15,8 @@ from pathlib import Path
 
 from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.errors import GrukitError
-from grukit.derive.files.keras_files import KERAS_ACTIVATIONS
+from grukit.derive.files.keras_files import KERAS_NAMES
 from grukit.derive.layers.network import Network
-
-KERAS_NAMES = {kind: name for name, (kind, _) in KERAS_ACTIVATIONS.items()}
-"""grukit's activation kinds -> the names Keras gives them."""
 
 
 def _keras():

@@ -16,7 +16,7 @@ import numpy as np
 from grukit.derive.cell.convention import Convention
 from grukit.derive.cell.functions import ACTIVATIONS
 from grukit.derive.errors import GrukitError
-from grukit.derive.files.keras_files import KERAS_ACTIVATIONS
+from grukit.derive.files.keras_files import KERAS_NAMES
 from grukit.derive.files.layer_file import load_any
 from grukit.derive.files.model_files import FORMATS, MODEL_SUFFIXES, read_weight_file
 from grukit.derive.layers.network import FRAMEWORKS, Cell, Layer, Network
@@ -72,15 +72,14 @@ def _onnx_activations(cells: list[Convention]) -> list[str]:
     return [ACTIVATIONS[a].onnx for c in cells for a in (c.gate_activation, c.candidate_activation)]
 
 
-_KERAS_NAMES = {kind: name for name, (kind, _) in KERAS_ACTIVATIONS.items()}
 FILE_ATTRIBUTES: dict[tuple[str, str], tuple[str, object]] = {
     ("onnx", "reset"): ("linear_before_reset", lambda cells: int(cells[0].reset == "after")),
     ("onnx", "gate_activation"): ("activations", _onnx_activations),
     ("onnx", "candidate_activation"): ("activations", _onnx_activations),
     ("onnx", "clip"): ("clip", lambda cells: None if cells[0].clip is None else float(cells[0].clip)),
     ("keras", "reset"): ("reset_after", lambda cells: cells[0].reset == "after"),
-    ("keras", "gate_activation"): ("recurrent_activation", lambda cells: _KERAS_NAMES.get(cells[0].gate_activation)),
-    ("keras", "candidate_activation"): ("activation", lambda cells: _KERAS_NAMES.get(cells[0].candidate_activation)),
+    ("keras", "gate_activation"): ("recurrent_activation", lambda cells: KERAS_NAMES.get(cells[0].gate_activation)),
+    ("keras", "candidate_activation"): ("activation", lambda cells: KERAS_NAMES.get(cells[0].candidate_activation)),
 }
 """(a file's framework, a convention axis) -> the attribute of that framework's file that sets the axis,
 and its value for one layer's cell conventions (ONNX's ``activations`` lists f and g per direction)."""
