@@ -581,9 +581,9 @@ def _attribute(node, name: str, default):
 def onnx_stack(grus: list, nodes, tensors: dict, file: Path) -> list | None:
     """The GRU nodes in layer order when they form one stack (each node's X made from the previous
     node's Y by :data:`STACK_JOINS` alone, every join exactly the concatenation of the directions);
-    None otherwise."""
+    None otherwise. Nodes are told apart by identity (ONNX lets several share a name, or have none)."""
     made = {out: n for n in nodes for out in n.output}
-    before = {}
+    before = {}  # id(node) -> (the GRU node below it, the joins' (op, value) in data-flow order)
     for g in grus:
         x, joins = g.input[0], []
         while x in made and made[x].op_type in STACK_JOINS and len(joins) <= len(nodes):
@@ -591,20 +591,19 @@ def onnx_stack(grus: list, nodes, tensors: dict, file: Path) -> list | None:
             x = made[x].input[0] if made[x].input else ""
         source = made.get(x)
         if source is not None and source.op_type == "GRU" and source.output and source.output[0] == x:
-            before[g.name] = (source, [_join_value(j, tensors, file) for j in reversed(joins)],
-                              [j.op_type for j in reversed(joins)])
-    firsts = [g for g in grus if g.name not in before]
-    if len(firsts) != 1 or len({g.name for g in grus}) != len(grus):
+            before[id(g)] = (source, [(j.op_type, _join_value(j, tensors, file)) for j in reversed(joins)
+                                      if j.op_type != "Identity"])
+    firsts = [g for g in grus if id(g) not in before]
+    after = {id(below): g for g in grus if id(g) in before for below in [before[id(g)][0]]}
+    if len(firsts) != 1 or len(after) != len(before):
         return None
-    after = {src.name: g for g, (src, _, _) in ((g, before[g.name]) for g in grus if g.name in before)}
     chain = [firsts[0]]
-    while chain[-1].name in after and len(chain) <= len(grus):
-        nxt = after[chain[-1].name]
-        _, values, ops = before[nxt.name]
-        ops_values = [(o, v) for o, v in zip(ops, values) if o != "Identity"]
+    while id(chain[-1]) in after and len(chain) <= len(grus):
+        nxt = after[id(chain[-1])]
+        joins = before[id(nxt)][1]
         one_direction = _attribute(chain[-1], "direction", b"forward") != b"bidirectional"
-        concat = ops_values == [("Transpose", [0, 2, 1, 3]), ("Reshape", [0, 0, -1])] or \
-            one_direction and ops_values == [("Squeeze", [1])]
+        concat = joins == [("Transpose", [0, 2, 1, 3]), ("Reshape", [0, 0, -1])] or \
+            one_direction and joins == [("Squeeze", [1])]
         if not concat or any(_attribute(n, "layout", 0) for n in (chain[-1], nxt)):
             return None
         chain.append(nxt)

@@ -173,6 +173,10 @@ def test_a_stacked_export_is_read_as_one_network(tmp_path, bidirectional):
         torch.onnx.export(gru, (torch.zeros(2, 1, D),), str(tmp_path / "gru.onnx"), dynamo=False)
     assert diff(tmp_path / "gru.pt", tmp_path / "gru.onnx", 0)["same"]
     model = onnx.load(str(tmp_path / "gru.onnx"))
+    for node in model.graph.node:  # nodes without names are told apart all the same
+        node.name = ""
+    onnx.save(model, tmp_path / "unnamed.onnx")
+    assert diff(tmp_path / "gru.pt", tmp_path / "unnamed.onnx", 0)["same"]
     joins = [n for n in model.graph.node if n.op_type in ("Transpose", "Squeeze")
              and any(i.startswith("/GRU_output_0") for i in n.input)]
     assert len(joins) == 1

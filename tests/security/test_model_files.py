@@ -308,6 +308,15 @@ def _huge_dims(model):
     w.raw_data = b""
 
 
+def _gru_cycle(model):
+    """A second GRU node whose Y feeds the first one's X, and the first's Y the second's: no stack."""
+    from onnx import helper
+
+    first = model.graph.node[0]
+    first.input[0] = "Y2"
+    model.graph.node.append(helper.make_node("GRU", ["Y", "W", "R", "B"], ["Y2"], name="second", hidden_size=H))
+
+
 def _onnx_type(data_type):
     def tweak(model):
         w = initializer(model, "W")
@@ -509,6 +518,7 @@ CASES = {
     "npz: no GRU arrays": _npz_case({"a.npy": npy_bytes(np.zeros(3))}, ["no GRU weights"]),
     "npz: legitimate": _npz_case(_npz_members(), None),
     # ONNX (weights: {file: gru.onnx})
+    "onnx: two GRU nodes feeding each other": _onnx_case(["2 GRU nodes", "not one stack"], tweak=_gru_cycle),
     "onnx: external data beside it (the planted secret)": _onnx_case(["'W'", "external data"],
                                                                      tweak=_external_onnx("secret.txt")),
     "onnx: external data at an absolute path": _onnx_case(["'W'", "external data"],
