@@ -47,6 +47,7 @@ AXIS_GROUPS: dict[str, tuple[str, ...]] = {
 }
 """The convention axes a repair takes from B, each group as one axis (an activation with its parameters)."""
 
+
 @dataclass
 class Trial:
     name: str
@@ -97,27 +98,34 @@ def trials(a: Network, lengths: bool, seed: int = 0) -> list[Trial]:
 
 def _run(net: Network, t: Trial) -> tuple[np.ndarray, np.ndarray]:
     """Outputs (T x units x B, zero past each sequence's length: what every framework's padding has
-    in common) and final states (cells x H x B)."""
+    in common) and the final states of every cell, one above the other (units x B)."""
     eng = batched_engine("numpy")
     with eng.numbers("diff"):
         run = run_network(net, t.inputs, t.h0, t.valid, eng)
     outputs = np.stack(run.outputs).astype(float)
     if t.valid is not None:
         outputs = outputs * t.valid.T[:, None, :]
-    return outputs, np.stack([np.asarray(h, dtype=float) for h in run.h_n])
+    return outputs, np.concatenate([np.asarray(h, dtype=float) for h in run.h_n])
+
+
+def _gaps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    gap = np.abs(x - y)
+    return np.where(np.isnan(gap), np.inf, gap)  # NaN on one side only is the largest difference there is
 
 
 def _largest(a: Network, b: Network, t: Trial) -> tuple[float, str]:
     (ya, ha), (yb, hb) = _run(a, t), _run(b, t)
-    dy, dh = np.abs(ya - yb), np.abs(ha - hb)
-    dy, dh = np.where(np.isnan(dy), np.inf, dy), np.where(np.isnan(dh), np.inf, dh)
+    dy, dh = _gaps(ya, yb), _gaps(ha, hb)
     if dy.max() >= dh.max():
         step, unit, seq = np.unravel_index(np.argmax(dy), dy.shape)
         return float(dy.max()), f"outputs: sequence {seq}, step {step}, unit {unit} ({ya[step, unit, seq]:.9g} vs " \
                                 f"{yb[step, unit, seq]:.9g})"
-    cell, unit, seq = np.unravel_index(np.argmax(dh), dh.shape)
-    return float(dh.max()), f"final state of cell {cell}: sequence {seq}, unit {unit} ({ha[cell, unit, seq]:.9g} " \
-                            f"vs {hb[cell, unit, seq]:.9g})"
+    row, seq = np.unravel_index(np.argmax(dh), dh.shape)
+    ends = np.cumsum([c.hidden_size for _, c in a.cells])
+    cell = int(np.searchsorted(ends, row, side="right"))
+    unit = row - (ends[cell - 1] if cell else 0)
+    return float(dh.max()), f"final state of cell {cell}: sequence {seq}, unit {unit} ({ha[row, seq]:.9g} " \
+                            f"vs {hb[row, seq]:.9g})"
 
 
 def _agree(a: Network, b: Network, runs: list[Trial]) -> bool:

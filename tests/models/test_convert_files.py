@@ -229,3 +229,20 @@ def test_without_the_framework_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
     refused(run(["convert", tmp_path / "a.pt", tmp_path / "a.onnx"]), "a.onnx", "needs onnx", "grukit[oracle]")
     assert not (tmp_path / "a.onnx").exists()
+
+
+def test_layers_of_different_sizes_to_onnx(tmp_path):
+    """A Keras stack of H = 4 then H = 2 (no nn.GRU holds it): its ONNX model equals it in ONNX Runtime
+    (Y_h is then the top node's), and grukit diff finds the two files the same GRU."""
+    import keras
+
+    rng = np.random.default_rng(12)
+    model = keras.Sequential([keras.Input((None, D)), keras.layers.GRU(H, return_sequences=True),
+                              keras.layers.GRU(2, return_sequences=True)])
+    model.set_weights([rng.uniform(-0.9, 0.9, w.shape).astype(np.float32) for w in model.get_weights()])
+    model.save(tmp_path / "k.keras")
+    x = inputs(13)
+    y, h = ort_run(converted(tmp_path, tmp_path / "k.keras", "k.onnx"), x)
+    assert np.max(np.abs(y - keras_out(model, x))) < TOL and h.shape == (1, B, 2)
+    assert run(["diff", tmp_path / "k.keras", tmp_path / "k.onnx"]).status == 0
+    refused(run(["convert", tmp_path / "k.keras", tmp_path / "k.pt"]), "k.keras", "layer 1", "different sizes")
