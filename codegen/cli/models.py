@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grukit.codegen.cli.text import print_json
+from grukit.codegen.cli.text import format_row, print_json
 from grukit.codegen.models.write import write_model
 from grukit.derive.files.networks import PROBLEM_SUFFIXES, NetworkFile, file_attribute, read_network
 from grukit.derive.layers.diff import AXIS_GROUPS, TOLERANCE, Repair, diff
@@ -44,8 +44,8 @@ def cmd_diff(args) -> int:
             "largest_difference": None if result.structure else result.largest, "where": result.where or None,
             "structure": result.structure or None,
             "counterexample": None if t is None or result.same else {
-                "trial": t.name, "inputs": np.asarray(t.inputs).tolist(), "h0": [h.tolist() for h in t.h0],
-                "lengths": t.lengths},
+                "trial": t.name, "sequence": result.sequence, "inputs": np.asarray(t.inputs).tolist(),
+                "h0": [h.tolist() for h in t.h0], "lengths": t.lengths},
             "axis": result.repair.axis if result.repair else None,
             "explanation": result.repair.explanation if result.repair else None,
             "fix": _fix(result.repair, a, b) if result.repair else None}
@@ -86,10 +86,14 @@ def _print_diff(data: dict, a, b) -> None:
               f"random, saturating{' and length-limited' if a.lengths or b.lengths else ''} inputs")
         return
     example = data["counterexample"]
+    seq = example["sequence"]
     print(f"they differ: largest difference {data['largest_difference']:.6g} at {data['where']}")
-    print(f"  counterexample ({example['trial']}): inputs B x T x D = "
-          f"{'x'.join(map(str, np.shape(example['inputs'])))}"
-          + (f", lengths {example['lengths']}" if example["lengths"] else "") + " (--json prints them)")
+    length = f", length {example['lengths'][seq]}" if example["lengths"] else ""
+    print(f"  counterexample ({example['trial']}), sequence {seq}{length} (--json: the whole batch):")
+    for t, row in enumerate(example["inputs"][seq]):
+        print(f"    x[{t}] = {format_row(row, 4)}")
+    for i, h in enumerate(example["h0"]):
+        print(f"    h0 of cell {i} = {format_row(h[seq], 4)}")
     if data["axis"] is None:
         print("  no single convention axis explains it (gate order, reset position, bias merge, activations, "
               "clip, direction, update rule were tried)")

@@ -75,6 +75,7 @@ class Difference:
     largest: float = 0.0
     where: str = ""
     trial: Trial | None = None
+    sequence: int = 0  # the trial's sequence where the difference is largest
     structure: str = ""  # the networks differ in shape: what differs
     repair: Repair | None = None
 
@@ -113,19 +114,21 @@ def _gaps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(gap), np.inf, gap)  # NaN on one side only is the largest difference there is
 
 
-def _largest(a: Network, b: Network, t: Trial) -> tuple[float, str]:
+def _largest(a: Network, b: Network, t: Trial) -> tuple[float, str, int]:
+    """The largest difference of the two networks' outputs and final states on ``t``, where it is in
+    words, and the sequence it is in."""
     (ya, ha), (yb, hb) = _run(a, t), _run(b, t)
     dy, dh = _gaps(ya, yb), _gaps(ha, hb)
     if dy.max() >= dh.max():
         step, unit, seq = np.unravel_index(np.argmax(dy), dy.shape)
         return float(dy.max()), f"outputs: sequence {seq}, step {step}, unit {unit} ({ya[step, unit, seq]:.9g} vs " \
-                                f"{yb[step, unit, seq]:.9g})"
+                                f"{yb[step, unit, seq]:.9g})", int(seq)
     row, seq = np.unravel_index(np.argmax(dh), dh.shape)
     ends = np.cumsum([c.hidden_size for _, c in a.cells])
     cell = int(np.searchsorted(ends, row, side="right"))
     unit = row - (ends[cell - 1] if cell else 0)
     return float(dh.max()), f"final state of cell {cell}: sequence {seq}, unit {unit} ({ha[row, seq]:.9g} " \
-                            f"vs {hb[row, seq]:.9g})"
+                            f"vs {hb[row, seq]:.9g})", int(seq)
 
 
 def _agree(a: Network, b: Network, runs: list[Trial]) -> bool:
@@ -243,8 +246,8 @@ def diff(a: Network, b: Network, lengths: bool = False, seed: int = 0) -> Differ
     runs = trials(a, lengths, seed)
     worst = max(((*_largest(a, b, t), t) for t in runs), key=lambda r: r[0])
     if worst[0] <= TOLERANCE:
-        return Difference(True, worst[0], worst[1], worst[2])
-    out = Difference(False, worst[0], worst[1], worst[2])
+        return Difference(True, worst[0], worst[1], worst[3], worst[2])
+    out = Difference(False, worst[0], worst[1], worst[3], worst[2])
     for source in REPAIRS:
         for repair in source(a, b):
             if _agree(repair.network, b, runs):

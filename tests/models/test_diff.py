@@ -114,6 +114,7 @@ def test_a_broken_export_differs_and_the_diff_names_the_cause(exported, tmp_path
     assert "grukit convert" in data["fix"]
     example = data["counterexample"]
     assert np.shape(example["inputs"])[2] == D and len(example["h0"]) == 2
+    assert f"sequence {example['sequence']}" in data["where"]
     o = run(["diff", exported / "gru.pt", bad])
     assert o.status == 1 and f"explained by the {axis}" in o.out and "fix:" in o.out
 
