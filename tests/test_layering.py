@@ -32,6 +32,7 @@ RANKS = {
     "grukit.codegen.sheets": 7,
     "grukit.codegen.kernels": 7,
     "grukit.codegen.pytorch": 8,
+    "grukit.codegen.models": 8,
     "grukit.codegen.bench": 9,
     "grukit.codegen.web": 9,
     "grukit.codegen.cli": 10,

@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from grukit.codegen.cli.audit_text import print_audit, print_comparison, print_identification, print_names
+from grukit.codegen.cli.models import convert_model
 from grukit.codegen.cli.text import print_json
 from grukit.codegen.output import write_atomic
 from grukit.derive.audit.audit import audit
@@ -95,11 +96,15 @@ def _write_counterexample(folder: Path, example) -> None:
 
 
 def cmd_convert(args) -> int:
-
-
     out = Path(args.output)
+    if args.source is None and args.target is None:
+        return convert_model(Path(args.input), out)
+    if args.source is None or args.target is None:
+        raise GrukitError(f"convert: {'--to' if args.source else '--from'} missing: --from and --to convert one "
+                          f"cell's .npz weights (a model file to a model file needs neither)")
     if out.suffix != ".npz":
-        raise GrukitError(f"{out}: the output must be an .npz file")
+        raise GrukitError(f"{out}: the output must be an .npz file with --from and --to (a model file to a model "
+                          f"file needs neither option)")
     source = named_convention(args.source, "convert: --from")
     target = named_convention(args.target, "convert: --to")
     result = convert(source, target, Path(args.input))

@@ -172,9 +172,24 @@ def _audit_commands(sub) -> None:
     p.add_argument("--write", metavar="DIR", help="write the counterexample's two problems as DIR/a.yaml, DIR/b.yaml")
     p.set_defaults(run="audit:cmd_compare")
 
-    p = sub.add_parser("convert", help="convert weights between conventions and framework layouts (.npz)")
-    p.add_argument("--from", dest="source", required=True, help="the weights' convention (preset or .yaml)")
-    p.add_argument("--to", dest="target", required=True, help="the convention to write (preset or .yaml)")
-    p.add_argument("input", help="input .npz (the framework's arrays, or one array per parameter key)")
-    p.add_argument("output", help="output .npz")
+    p = sub.add_parser("convert", help="convert a model file to another framework's (.pt, .safetensors, .onnx, "
+                                       ".weights.h5, .keras), or weights between conventions (.npz)",
+                       description="IN a model file (.onnx, .pt, .pth, .safetensors, .weights.h5, .keras) or a "
+                                   "problem file, OUT a model file: the same network in OUT's framework, exactly, "
+                                   "or one line saying why it has no exact form there. With --from and --to: one "
+                                   "cell's .npz weights from one convention to another.")
+    p.add_argument("--from", dest="source", help="for .npz: the weights' convention (preset or .yaml)")
+    p.add_argument("--to", dest="target", help="for .npz: the convention to write (preset or .yaml)")
+    p.add_argument("input", help="a model or problem file; or, with --from/--to, an .npz (the framework's arrays, "
+                                 "or one array per parameter key)")
+    p.add_argument("output", help="a model file (.pt, .pth, .safetensors, .onnx, .weights.h5, .keras); or .npz")
     p.set_defaults(run="audit:cmd_convert")
+
+    p = sub.add_parser("diff", help="do two model files (or a model and a problem file) compute the same GRU?",
+                       description="Run both networks on random and adversarial inputs; where they differ, print "
+                                   "the largest difference, a counterexample and the convention axis that explains "
+                                   "it, with the fix. Exit status 1 if they differ, 0 if not, 2 on bad input.")
+    p.add_argument("a", help="a model file (.onnx, .pt, .pth, .safetensors, .weights.h5, .keras) or problem file")
+    p.add_argument("b", help="a model file or problem file")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(run="models:cmd_diff")

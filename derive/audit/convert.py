@@ -8,6 +8,12 @@ read as exact numbers (every float is a binary fraction), carried over by the ma
 and IN's float type. Reordering, transposing, splitting and negating are exact in any float type;
 a bias fold (b_i + b_r) or a hard-sigmoid rescale is rounded once, to that type, and the notes say
 so. Where no map exists the error says why.
+
+:func:`network_as` does the same for a whole network (``grukit convert IN OUT`` with model files):
+each cell into the target framework's convention (:data:`TARGETS`: its preset for the cell's reset
+placement, with the cell's activations where the framework has them), each layer's composition
+checked against what the framework can hold; where it has none, one line says why and points to
+grukit's PyTorch module, which runs any convention.
 """
 from __future__ import annotations
 
@@ -19,9 +25,13 @@ import numpy as np
 
 from grukit.derive.audit.reparam import NoMap, Reparameterization, reparameterization
 from grukit.derive.cell.convention import Convention
+from grukit.derive.cell.functions import ACTIVATIONS
 from grukit.derive.cell.layouts import LAYOUTS
+from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
+from grukit.derive.files.keras_files import KERAS_ACTIVATIONS
 from grukit.derive.files.problem_file import WeightSource, exact_params, layout_source, read_npz, weight_sizes
+from grukit.derive.layers.network import FRAMEWORKS, MERGES, Cell, Layer, Network
 
 
 @dataclass
@@ -87,3 +97,96 @@ def _form(conv: Convention) -> str:
 
 def _exactly(exact: np.ndarray, stored: np.ndarray) -> bool:
     return all(Fraction(float(s)) == Fraction(e) for e, s in zip(np.ravel(exact), np.ravel(stored)))
+
+
+# --- whole networks into a framework's own form ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """What a framework's GRU layers can hold: the preset of each reset placement, the activation axes
+    it takes from a cell (and the activation kinds it has), and how it composes cells (directions,
+    merges) -- data, never a branch on a convention's name."""
+
+    framework: str
+    shown: str
+    presets: dict[str, str]  # reset placement -> preset
+    carried: tuple[str, ...] = ()  # axes it takes from the source cell
+    activations: frozenset[str] = frozenset()  # the activation kinds it has
+    directions: tuple[str, ...] = ("forward", "reverse", "bidirectional")
+    merges: tuple[str, ...] = ("concat",)
+    last_merges: tuple[str, ...] = ("concat",)  # the top layer's (its output is the model's)
+    one_size: bool = False  # every layer the same hidden size and direction (one nn.GRU)
+
+
+ONNX_CARRIED = ("gate_activation", "candidate_activation", "gate_activation_alpha", "gate_activation_beta",
+                "candidate_activation_alpha", "candidate_activation_beta", "clip")
+"""ONNX's ``activations``, ``activation_alpha``/``beta`` and ``clip`` attributes, as convention axes."""
+TARGETS: dict[str, Target] = {t.framework: t for t in (
+    Target("pytorch", "PyTorch's nn.GRU", {"after": "pytorch"}, directions=("forward", "bidirectional"),
+           one_size=True),
+    Target("onnx", "ONNX's GRU operator", {"before": "onnx", "after": "onnx-lbr1"}, ONNX_CARRIED,
+           frozenset(a.name for a in ACTIVATIONS.values() if a.onnx), last_merges=("concat", "none")),
+    Target("keras", "Keras's GRU layer", {"before": "keras-reset-before", "after": "keras"},
+           ("gate_activation", "candidate_activation"),
+           frozenset(kind for kind, alpha in KERAS_ACTIVATIONS.values() if alpha is None),
+           merges=tuple(m for m in MERGES if m not in ("stack", "none")),
+           last_merges=tuple(m for m in MERGES if m != "stack")),
+)}
+"""The frameworks ``grukit convert`` writes model files of."""
+SAME_MERGES = {"stack": "concat"}
+"""Merges that hold the same numbers as another, arranged differently (ONNX's directions axis)."""
+MODULE_HINT = "grukit's PyTorch module runs it as it is: use grukit.GRU(convention={})"
+
+
+def target_convention(cell: Convention, target: Target) -> Convention:
+    """The target's convention closest to ``cell``'s: its preset for the cell's reset placement, with
+    the cell's activations where the target has them. :func:`reparameterization` then says whether
+    the weights carry over (a :class:`NoMap` naming the axis where they do not)."""
+    preset = target.presets.get(cell.reset)
+    if preset is None:
+        raise NoMap(f"it has no reset={cell.reset} GRU")
+    base = PRESETS[preset]
+    carried = {a: getattr(cell, a) for a in target.carried}
+    if all(carried.get(a, getattr(base, a)) in target.activations | {getattr(base, a)}
+           for a in ("gate_activation", "candidate_activation")):
+        return base.with_changes(**carried)
+    return base
+
+
+def network_as(net: Network, framework: str, where: str) -> Network:
+    """``net`` in ``framework``'s conventions, cell by cell (each exact by :func:`reparameterization`, a
+    bias fold rounded once), or one line saying why the framework has no exact form of it."""
+    target = TARGETS[framework]
+    rules = FRAMEWORKS[framework]
+    layers = []
+    for k, layer in enumerate(net.layers):
+        at = f"{where}: layer {k}{f' ({layer.name})' if layer.name else ''}"
+        last = k == len(net.layers) - 1
+        merges = target.last_merges if last else target.merges
+        merge = SAME_MERGES.get(layer.merge, layer.merge)
+        problem = None
+        if layer.direction not in target.directions:
+            problem = f"a {layer.direction} layer"
+        elif layer.direction == "reverse" and layer.reverse_order != rules.reverse_order:
+            problem = f"a reverse layer with its outputs in {layer.reverse_order} order"
+        elif len(layer.cells) > 1 and merge not in merges:
+            problem = f"directions merged by {layer.merge}"
+        elif target.one_size and (layer.hidden_size != net.layers[0].hidden_size
+                                  or layer.direction != net.layers[0].direction):
+            problem = "layers of different sizes or directions (one nn.GRU has one of each)"
+        if problem:
+            raise GrukitError(f"{at}: {target.shown} has no exact form of {problem}")
+        cells = []
+        for cell in layer.cells:
+            try:
+                conv = target_convention(cell.convention, target)
+                rep = reparameterization(cell.convention, conv)
+                params = rep.apply(cell.params, cell.input_size, cell.hidden_size)
+            except NoMap as exc:
+                conv = cell.convention
+                shown = repr(conv.name) if PRESETS.get(conv.name) == conv else "..."
+                raise GrukitError(f"{at}, {cell.direction}: {target.shown} has no exact form of this {conv.name} "
+                                  f"cell: {exc}; {MODULE_HINT.format(shown)}") from None
+            cells.append(Cell(conv, params, cell.direction))
+        layers.append(Layer(tuple(cells), merge, rules.padded_output, rules.reverse_order, layer.name))
+    return Network(framework, layers, rules.final_state)

@@ -59,6 +59,8 @@ KERAS_ACTIVATIONS = {"tanh": ("tanh", None), "sigmoid": ("sigmoid", None),
                      "relu": ("relu", None), "softsign": ("softsign", None), "softplus": ("softplus", None),
                      "elu": ("elu", Fraction(1)), "linear": ("linear", None)}
 """Keras 3's activation names -> grukit's (an activation Keras names but grukit lacks is an error)."""
+KERAS_NAMES = {kind: name for name, (kind, _) in KERAS_ACTIVATIONS.items()}
+"""grukit's activation kinds -> the names Keras gives them (what a Keras file of a convention says)."""
 
 H5_FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset", 32000: "lzf"}
 """The HDF5 filters a dataset may use (HDF5's own and lzf); any other would load a plugin."""

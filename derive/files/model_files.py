@@ -9,7 +9,8 @@ file says it:
   (``direction``, ``linear_before_reset``, ``activations`` with ``activation_alpha``/``beta``,
   ``clip``, ``layout``); ``node: NAME`` (or an index) picks one of several GRU nodes;
 * PyTorch (``.pt``/``.pth`` read with ``torch.load(weights_only=True)``, ``.safetensors``, or an
-  ``.npz`` of the same arrays): ``weight_ih_l{k}[_reverse]``, ... give the layers and directions;
+  ``.npz`` of the same arrays): ``weight_ih_l{k}[_reverse]``, ... give the layers and directions
+  (an ``nn.GRUCell``'s ``weight_ih``, ``weight_hh``, ``bias_ih``, ``bias_hh``: one forward cell);
   ``module: PREFIX`` picks a GRU among several (``encoder.gru.``), ``layers: [k, ...]`` a sub-stack;
 * Keras (``.weights.h5``, ``.keras``): each GRU's ``cell/vars/0..2`` (kernel, recurrent kernel,
   bias); a ``Bidirectional`` holds ``forward_layer`` and ``backward_layer``. ``.keras`` files add
@@ -106,7 +107,8 @@ def read_weight_file(spec: dict, problem_path: Path, convention: Convention | No
 # --- PyTorch ------------------------------------------------------------------------------------
 
 _TORCH_KEY = re.compile(r"^(?P<prefix>.*?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
-                        r"_l(?P<layer>\d+)(?P<rev>_reverse)?$")
+                        r"(?:_l(?P<layer>\d+)(?P<rev>_reverse)?)?$")
+"""An nn.GRU key (``weight_ih_l1_reverse``) or an nn.GRUCell's (``weight_ih``: no layer, one direction)."""
 
 
 _RENAME = {"a safetensors file": ".safetensors", "an ONNX model (protobuf)": ".onnx",
@@ -276,7 +278,8 @@ def _torch(file: Path, spec: dict, convention: Convention | None, direction: str
             found.setdefault(m["prefix"], {})[key] = value
     if not found:
         shown = ", ".join(sorted(arrays)[:8]) + (", ..." if len(arrays) > 8 else "")
-        raise GrukitError(f"{file}: no GRU weights (expected weight_ih_l0, weight_hh_l0, ...); its arrays: "
+        raise GrukitError(f"{file}: no GRU weights (expected nn.GRU's weight_ih_l0, weight_hh_l0, ... or nn.GRUCell's "
+                          f"weight_ih, weight_hh, ...); its arrays: "
                           f"{shown or 'none'}")
     if "module" in spec:
         prefix = str(spec["module"])
@@ -290,18 +293,23 @@ def _torch(file: Path, spec: dict, convention: Convention | None, direction: str
     else:
         prefix = next(iter(found))
     mine = found[prefix]
-    layers = sorted({int(_TORCH_KEY.match(k)["layer"]) for k in mine})
+    cell_keys = sorted(k for k in mine if _TORCH_KEY.match(k)["layer"] is None)
+    if cell_keys and len(cell_keys) != len(mine):
+        raise GrukitError(f"{file}: {cell_keys[0]} (an nn.GRUCell's) beside an nn.GRU's arrays under the same "
+                          f"prefix {prefix!r}: save one module's state dict")
+    suffix = "" if cell_keys else "_l0"  # an nn.GRUCell: one layer, one direction, keys without _l0
+    layers = sorted({int(_TORCH_KEY.match(k)["layer"] or 0) for k in mine})
     reverse = any(_TORCH_KEY.match(k)["rev"] for k in mine)
-    w_hh = mine.get(f"{prefix}weight_hh_l0")
-    if w_hh is None or f"{prefix}weight_ih_l0" not in mine:
-        raise GrukitError(f"{file}: missing array {prefix}weight_ih_l0 or {prefix}weight_hh_l0")
+    w_hh = mine.get(f"{prefix}weight_hh{suffix}")
+    if w_hh is None or f"{prefix}weight_ih{suffix}" not in mine:
+        raise GrukitError(f"{file}: missing array {prefix}weight_ih{suffix} or {prefix}weight_hh{suffix}")
     if any(_TORCH_KEY.match(k)["kind"] == "weight_hr" for k in mine) or w_hh.ndim != 2:
-        raise GrukitError(f"{file}: {prefix}weight_hh_l0 is not a GRU's (an LSTM with projections?)")
+        raise GrukitError(f"{file}: {prefix}weight_hh{suffix} is not a GRU's (an LSTM with projections?)")
     H = w_hh.shape[1]
     gates = w_hh.shape[0] / H if H else 0
     if gates != 3:
         kind = {4: "an LSTM", 1: "a plain RNN"}.get(gates, f"{w_hh.shape[0]} rows for H = {H}")
-        raise GrukitError(f"{file}: not a GRU state dict: {prefix}weight_hh_l0 has {w_hh.shape[0]} rows for "
+        raise GrukitError(f"{file}: not a GRU state dict: {prefix}weight_hh{suffix} has {w_hh.shape[0]} rows for "
                           f"hidden size {H} ({kind}; a GRU has 3H)")
     if layers != list(range(len(layers))):
         raise GrukitError(f"{file}: layers {layers} are not numbered 0, 1, ...")
@@ -313,7 +321,7 @@ def _torch(file: Path, spec: dict, convention: Convention | None, direction: str
                 or chosen != list(range(chosen[0], chosen[0] + len(chosen))):
             raise GrukitError(f"{where}.layers: expected consecutive layer numbers from {layers}, got "
                               f"{spec['layers']!r}")
-    biased = f"{prefix}bias_ih_l0" in mine
+    biased = f"{prefix}bias_ih{suffix}" in mine
     conv = convention or PRESETS["pytorch"]
     if not biased:
         conv = conv.with_changes(biases="none")
@@ -327,7 +335,8 @@ def _torch(file: Path, spec: dict, convention: Convention | None, direction: str
     for k in chosen:
         cells = []
         for sfx, dirn in (("", "forward"), ("_reverse", "reverse")) if reverse else (("", "forward"),):
-            names = {r: f"{prefix}{r}_l{k}{sfx}" for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            at = f"_l{k}{sfx}" if suffix else ""
+            names = {r: f"{prefix}{r}{at}" for r in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
             layout = replace(LAYOUTS["pytorch"], input_weight=names["weight_ih"], recurrent_weight=names["weight_hh"],
                              biases={"none": (), "double": (names["bias_ih"], names["bias_hh"])})
             missing = [n for n in layout.array_names(conv) if n not in mine]
@@ -531,10 +540,92 @@ def _onnx(file: Path, spec: dict, convention: Convention | None, direction: str 
                               f"{', '.join(repr(n.name) for n in grus)})")
         node = match[0]
     elif len(grus) > 1:
-        raise GrukitError(f"{where}.node: missing: {file} has {len(grus)} GRU nodes "
-                          f"({', '.join(repr(n.name) for n in grus)}); say which (a name or an index)")
+        chain = onnx_stack(grus, graph.node, tensors, file)
+        if chain is None:
+            raise GrukitError(f"{where}.node: missing: {file} has {len(grus)} GRU nodes "
+                              f"({', '.join(repr(n.name) for n in grus)}); say which (a name or an index): they "
+                              f"are not one stack (each node's Y the next one's X, as PyTorch exports a stack)")
+        return _onnx_stack([_onnx_node(n, tensors, file, convention, direction, where) for n in chain], file)
     else:
         node = grus[0]
+    return _onnx_node(node, tensors, file, convention, direction, where)
+
+
+STACK_JOINS = {"Transpose": "perm", "Reshape": "shape", "Squeeze": "axes", "Identity": None}
+"""The operators that may join one GRU node's Y (T x directions x B x H) to the next one's X (T x B x
+directions*H) in a stack: Transpose(perm=[0, 2, 1, 3]) then Reshape([0, 0, -1]), or, for one
+direction, Squeeze(axes=[1]) -- PyTorch's export and grukit's own."""
+
+
+def _join_value(node, tensors: dict, file: Path) -> list[int] | None:
+    """A joining node's perm, shape or axes (an attribute or a constant input)."""
+    from onnx import helper
+
+    key = STACK_JOINS[node.op_type]
+    if key is None:
+        return None
+    for a in node.attribute:
+        if a.name == key:
+            return [int(v) for v in helper.get_attribute_value(a)]
+    if len(node.input) > 1 and node.input[1] in tensors:
+        return [int(v) for v in np.ravel(onnx_tensor(tensors[node.input[1]], file))]
+    return []
+
+
+def _attribute(node, name: str, default):
+    from onnx import helper
+
+    return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def onnx_stack(grus: list, nodes, tensors: dict, file: Path) -> list | None:
+    """The GRU nodes in layer order when they form one stack (each node's X made from the previous
+    node's Y by :data:`STACK_JOINS` alone, every join exactly the concatenation of the directions);
+    None otherwise. Nodes are told apart by identity (ONNX lets several share a name, or have none)."""
+    made = {out: n for n in nodes for out in n.output}
+    before = {}  # id(node) -> (the GRU node below it, the joins' (op, value) in data-flow order)
+    for g in grus:
+        x, joins = g.input[0], []
+        while x in made and made[x].op_type in STACK_JOINS and len(joins) <= len(nodes):
+            joins.append(made[x])
+            x = made[x].input[0] if made[x].input else ""
+        source = made.get(x)
+        if source is not None and source.op_type == "GRU" and source.output and source.output[0] == x:
+            before[id(g)] = (source, [(j.op_type, _join_value(j, tensors, file)) for j in reversed(joins)
+                                      if j.op_type != "Identity"])
+    firsts = [g for g in grus if id(g) not in before]
+    after = {id(below): g for g in grus if id(g) in before for below in [before[id(g)][0]]}
+    if len(firsts) != 1 or len(after) != len(before):
+        return None
+    chain = [firsts[0]]
+    while id(chain[-1]) in after and len(chain) <= len(grus):
+        nxt = after[id(chain[-1])]
+        joins = before[id(nxt)][1]
+        one_direction = _attribute(chain[-1], "direction", b"forward") != b"bidirectional"
+        concat = joins == [("Transpose", [0, 2, 1, 3]), ("Reshape", [0, 0, -1])] or \
+            one_direction and joins == [("Squeeze", [1])]
+        if not concat or any(_attribute(n, "layout", 0) for n in (chain[-1], nxt)):
+            return None
+        chain.append(nxt)
+    return chain if len(chain) == len(grus) else None
+
+
+def _onnx_stack(parts: list[WeightFile], file: Path) -> WeightFile:
+    """The one-node networks of a stack's GRU nodes as one network of their layers."""
+    top = parts[-1].network
+    net = Network("onnx", [p.network.layers[0] for p in parts], top.final_state, top.output_form)
+    check_stack(net, file)
+    starts = [p.h0 for p in parts]
+    if any(h is None for h in starts) and any(h is not None for h in starts):
+        raise GrukitError(f"{file}: initial_h is given to some GRU nodes of the stack and not others")
+    h0 = None if starts[0] is None else np.concatenate(starts)
+    sources = [s for p in parts for s in p.sources]
+    return WeightFile(file, "onnx", net, sources, h0=h0, lengths=parts[0].lengths, decided=("direction", "merge"))
+
+
+def _onnx_node(node, tensors: dict, file: Path, convention: Convention | None, direction: str | None,
+               where: str) -> WeightFile:
+    """One GRU node of a model: its weights, attributes, initial_h and sequence_lens initializers."""
     attrs = onnx_attributes(node, file)
     inputs = list(node.input) + [""] * (6 - len(node.input))
     arrays = {}

@@ -125,6 +125,9 @@ def test_pytorch_to_a_target_without_b_hn(tmp_path, capsys):
     (["--from", "keras", "--to", "pytorch", "missing.npz", "o.npz"], "cannot read"),
     (["--from", "keras", "--to", "pytorch", "k.npz", "o.txt"], "o.txt: the output must be an .npz file"),
     (["--from", "pytorch", "--to", "keras", "k.npz", "o.npz"], "missing arrays"),
+    (["--from", "keras", "k.npz", "o.npz"], "--to missing"),
+    (["k.npz", "o.onnx"], "an .npz does not say whose arrays it holds"),
+    (["k.npz", "o.txt"], "k.npz: not a model or problem file"),
 ])
 def test_bad_convert_arguments(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)

@@ -308,6 +308,15 @@ def _huge_dims(model):
     w.raw_data = b""
 
 
+def _gru_cycle(model):
+    """A second GRU node whose Y feeds the first one's X, and the first's Y the second's: no stack."""
+    from onnx import helper
+
+    first = model.graph.node[0]
+    first.input[0] = "Y2"
+    model.graph.node.append(helper.make_node("GRU", ["Y", "W", "R", "B"], ["Y2"], name="second", hidden_size=H))
+
+
 def _onnx_type(data_type):
     def tweak(model):
         w = initializer(model, "W")
@@ -509,6 +518,7 @@ CASES = {
     "npz: no GRU arrays": _npz_case({"a.npy": npy_bytes(np.zeros(3))}, ["no GRU weights"]),
     "npz: legitimate": _npz_case(_npz_members(), None),
     # ONNX (weights: {file: gru.onnx})
+    "onnx: two GRU nodes feeding each other": _onnx_case(["2 GRU nodes", "not one stack"], tweak=_gru_cycle),
     "onnx: external data beside it (the planted secret)": _onnx_case(["'W'", "external data"],
                                                                      tweak=_external_onnx("secret.txt")),
     "onnx: external data at an absolute path": _onnx_case(["'W'", "external data"],
@@ -574,6 +584,13 @@ CASES = {
         torch_save(f / "t.pt", torch_tensors()).read_bytes()[:400]), ["w.pt"]),
     "pt: a storage declared 3.75 GiB": _pt_case(_pt_zip_bomb, ["declares 4026531840 bytes"]),
     "pt: bfloat16 (legitimate)": _pt_case(_pt_bfloat16, None),
+    "pt: an nn.GRUCell (legitimate)": _pt_case(lambda f: torch_save(f / "w.pt", {
+        k.removesuffix("_l0"): v for k, v in torch_tensors().items()}), None),
+    "pt: nn.GRUCell keys beside nn.GRU's": _pt_case(lambda f: torch_save(f / "w.pt", {
+        **torch_tensors(), "weight_ih": torch_tensors()["weight_ih_l0"]}), ["weight_ih", "nn.GRUCell", "beside"]),
+    "pt: an nn.LSTMCell": _pt_case(lambda f: torch_save(f / "w.pt", {
+        "weight_ih": torch_tensors()["weight_ih_l0"].repeat(2, 1)[:4 * H], "weight_hh": torch_tensors()[
+            "weight_hh_l0"].repeat(2, 1)[:4 * H]}), ["weight_hh", "not a GRU state dict", "an LSTM"]),
     # safetensors (weights: {file: w.safetensors})
     "safetensors: header length 2**60": _st_case(struct.pack("<Q", 2 ** 60) + b"{}", ["not a safetensors file"]),
     "safetensors: header not JSON": _st_case(struct.pack("<Q", 4) + b"{{{{", ["not JSON"]),
@@ -660,7 +677,72 @@ def test_hostile_model_files_are_refused_in_one_line(tmp_path, case):
     assert not (tmp_path / MARKER).exists()
 
 
+def _named_directly(weights, words) -> str | None:
+    """The model file a case's problem names, when ``grukit diff``/``convert`` may name it themselves: a
+    model file named alone (no layout, node, module or layers to choose with), refused -- if it is -- for
+    what the file holds, not for a key of the problem."""
+    if not isinstance(weights, dict) or set(weights) != {"file"}:
+        return None
+    if Path(str(weights["file"])).suffix.lower() not in (".onnx", ".pt", ".pth", ".safetensors", ".h5", ".keras"):
+        return None
+    if words is not None and any("p.yaml" in w or "weights." in w for w in words):
+        return None
+    return str(weights["file"])
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_hostile_model_files_through_diff_and_convert(tmp_path, case):
+    """The same files through ``grukit diff`` (a problem naming the file against itself, and the file named
+    on the command line) and ``grukit convert`` to .onnx: a hostile file is one line, status 2, nothing
+    written, nothing leaked; a legitimate one is the same GRU as itself (status 0) and converts or is
+    refused in one line (a convention ONNX lacks)."""
+    modules, build, words = CASES[case]
+    for m in modules:
+        pytest.importorskip(m)
+    weights, extra = build(tmp_path)
+    problem = write_problem(tmp_path, weights, **extra)
+    sources = [problem.name] + [n for n in [_named_directly(weights, words)] if n]
+    out = tmp_path / "out.onnx"
+    for source in sources:
+        for argv in (["diff", source, source, "--json"], ["convert", source, out]):
+            o = run(argv, cwd=tmp_path, limit=LIMIT)
+            if words is None:
+                clean(o)
+                assert o.status == 0 or argv[0] == "convert" and o.status == 2 and len(o.err.splitlines()) == 1, o.err
+            else:
+                refused(o, *words)
+                assert not out.exists()
+            assert_nothing_leaked(o, tmp_path)
+            out.unlink(missing_ok=True)
+    assert not (tmp_path / MARKER).exists()
+
+
 # --- findings, one by one --------------------------------------------------------------------------
+
+@needs("torch", "onnx")
+def test_a_refused_convert_leaves_the_output_alone(tmp_path):
+    """Writes only the outputs asked for, atomically: a conversion refused (a hostile source, a target
+    without an exact form, a folder it cannot write) leaves an existing output byte for byte and no
+    temporary file; each refusal is one line."""
+    torch_save(tmp_path / "w.pt", torch_tensors())
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 not a zip")
+    save_onnx(tmp_path / "before.onnx", onnx_model())  # linear_before_reset=0: no nn.GRU
+    (tmp_path / "out.pt").write_bytes(b"old")
+    refused(run(["convert", tmp_path / "bad.pt", tmp_path / "out.pt"]), "bad.pt")
+    refused(run(["convert", tmp_path / "before.onnx", tmp_path / "out.pt"]), "before.onnx", "reset=before",
+            "grukit.GRU(convention=")
+    assert (tmp_path / "out.pt").read_bytes() == b"old"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root writes anywhere
+            refused(run(["convert", tmp_path / "w.pt", locked / "out.onnx"]), "out.onnx", "cannot write")
+    finally:
+        locked.chmod(0o700)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pt", "before.onnx", "locked", "out.pt", "w.pt"]
+    assert list(locked.iterdir()) == []
+
 
 @needs("h5py")
 def test_hdf5_external_storage_never_prints_a_foreign_file_as_weights(tmp_path):
