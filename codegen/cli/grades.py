@@ -84,7 +84,7 @@ def cmd_grade(args) -> int:
     skip = {p.resolve() for p in [*outputs.values(), *([Path(args.problem)] if args.problem else [])]}
     files = [f for f in submissions(folder) if f.resolve() not in skip]
     if not files:
-        raise GrukitError(f"{folder}: no claims files ({', '.join(SUFFIXES)}) to grade")
+        raise GrukitError(f"{folder}: a folder with no claims files ({', '.join(SUFFIXES)}) to grade")
     limits = Limits(args.jobs or len(os.sched_getaffinity(0)), float(args.timeout), args.memory)
     start = time.monotonic()
     rows = grade_all(files, problem, limits, terminal_progress())
