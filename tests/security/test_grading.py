@@ -5,10 +5,17 @@ and the field -- while the class is graded; nothing foreign is read into the tab
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 from helpers.hostile import MARKER, SECRET, clean, run
 
 from grukit.codegen.cli.grading import SUFFIXES
@@ -47,3 +54,31 @@ def test_the_hostile_claims_corpus_graded_as_one_class(tmp_path):
     table = "".join(p.read_text() for p in tmp_path.glob("grades.*"))
     assert SECRET not in table + o.out + o.err and "root:" not in table
     assert not any(p.name == MARKER for p in tmp_path.rglob("*"))
+
+
+def test_ctrl_c_stops_every_grading_process_and_leaves_the_old_table(tmp_path):
+    """SIGINT to the process group while a class is graded: status 130, one line, the table that was
+    there before byte-identical, no temporary file, and no grading process left behind."""
+    work = corpus.folder(tmp_path)
+    claims = (work / "c.yaml").read_text().replace("[0.655, 0.478, 0.582]", "[0.955, 0.478, 0.582]")
+    for k in range(400):
+        (work / f"s{k:03d}.yaml").write_text(claims)
+    (tmp_path / "grades.csv").write_bytes(b"the previous table\n")
+    proc = subprocess.Popen([sys.executable, "-m", "grukit", "verify", str(work), "-o", str(tmp_path / "grades")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, proc.communicate()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("grukit: error")] == ["grukit: error: interrupted"]
+    assert (tmp_path / "grades.csv").read_bytes() == b"the previous table\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["grades.csv"]
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # nothing of the group is left: every child was stopped
+        os.killpg(proc.pid, 0)
