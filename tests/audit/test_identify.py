@@ -126,9 +126,12 @@ def test_keras_reset_after_false_arrays_stated_as_keras_identify_reset_before(tm
 
 
 def test_forward_refuses_the_mismatch_in_one_line_pointing_to_identify(tmp_path, capsys):
-    path = _keras_reset_before(tmp_path, as_claims=False)
-    for command in ("forward", "grad"):
-        assert main([command, str(path)]) == 2
+    """Only identify searches: forward, grad and verify compute under the stated convention, so they
+    refuse arrays it cannot hold, in one line that says what the arrays hold."""
+    claims = _keras_reset_before(tmp_path, as_claims=True)
+    path = tmp_path / "p.yaml"
+    for command, file in (("forward", path), ("grad", path), ("verify", claims)):
+        assert main([command, str(file)]) == 2
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and "bias: expected shape 2x9, got 9" in err
         assert "biases: single" in err and "grukit identify" in err
