@@ -19,8 +19,9 @@ from grukit.codegen.cli.grading import SUFFIXES, Limits, grade_all, submissions,
 from grukit.codegen.cli.text import print_json
 from grukit.codegen.output import write_atomic
 from grukit.codegen.render import plain_text, render
-from grukit.derive.audit.audit import warm_up
+from grukit.derive.audit.audit import sample_problem, warm_up
 from grukit.derive.audit.verify import VERDICTS
+from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.problem_file import load_problem
 
@@ -72,6 +73,21 @@ def markdown_text(data: dict) -> str:
     return render("grades.md.j2", verdicts=VERDICTS, **data)
 
 
+def _warming():
+    """After each row of a class whose files name their own problems: the built-in convention it used,
+    derived here once (on a problem of grukit's own, never a submitted one), so that the processes
+    forked for later files start with it."""
+    seen = set()
+
+    def learn(row: dict) -> None:
+        name = row.get("convention")
+        if name in PRESETS and name not in seen:
+            seen.add(name)
+            warm_up(sample_problem(PRESETS[name]))
+
+    return learn
+
+
 def cmd_grade(args) -> int:
     """``grukit verify FOLDER``: every claims file graded (:mod:`grukit.codegen.cli.grading`), the table
     written as OUTPUT.csv, OUTPUT.md and OUTPUT.json (atomically); exit status the worst row's."""
@@ -87,7 +103,7 @@ def cmd_grade(args) -> int:
         raise GrukitError(f"{folder}: a folder with no claims files ({', '.join(SUFFIXES)}) to grade")
     limits = Limits(args.jobs or len(os.sched_getaffinity(0)), float(args.timeout), args.memory)
     start = time.monotonic()
-    rows = grade_all(files, problem, limits, terminal_progress())
+    rows = grade_all(files, problem, limits, terminal_progress(), None if problem is not None else _warming())
     data = table(folder, None if problem is None else Path(args.problem), files, rows)
     write_atomic(outputs[".json"], (json.dumps(data, indent=1, allow_nan=False) + "\n").encode())
     write_atomic(outputs[".csv"], csv_text(data).encode())

@@ -65,8 +65,10 @@ def submissions(folder: Path) -> list[Path]:
     return [folder / n for n in names if Path(n).suffix.lower() in SUFFIXES]
 
 
-def grade_all(files: list[Path], problem: Problem | None, limits: Limits, progress=None) -> list[dict]:
-    """Each file's row, in the order given: the child's result, or ``{"status": 2, "error": ...}``."""
+def grade_all(files: list[Path], problem: Problem | None, limits: Limits, progress=None, learn=None) -> list[dict]:
+    """Each file's row, in the order given: the child's result, or ``{"status": 2, "error": ...}``.
+    ``progress(done, total)`` after each row; ``learn(row)`` after each graded row, before the next
+    children are forked (to derive here what they would each derive again)."""
     rows: list[dict | None] = [None] * len(files)
     waiting = list(enumerate(files))
     running: dict[int, _Child] = {}
@@ -94,6 +96,8 @@ def grade_all(files: list[Path], problem: Problem | None, limits: Limits, progre
                     del running[fd]
                     rows[child.index] = _finish(child, limits, timed_out=False)
                     _tell(progress, rows, len(files))
+                    if learn is not None and "error" not in rows[child.index]:
+                        learn(rows[child.index])
             now = time.monotonic()
             for fd, child in list(running.items()):
                 if now >= child.deadline:

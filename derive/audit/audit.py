@@ -7,6 +7,7 @@ class as one row of ``grukit verify DIR``'s table, as plain data.
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,8 @@ from grukit.derive.audit.diagnose import diagnose_wrong
 from grukit.derive.audit.names import NameTable
 from grukit.derive.audit.replay import Walk
 from grukit.derive.audit.verify import VERDICTS, Audit, as_data, verdicts
+from grukit.derive.cell.convention import Convention
+from grukit.derive.cell.losses import LossHead
 from grukit.derive.errors import GrukitError
 from grukit.derive.numeric.evaluate import engine
 from grukit.derive.numeric.problem import Problem
@@ -75,3 +78,16 @@ def warm_up(problem: Problem) -> None:
         numbers = np.array([Printed(t, Decimal(t)) for t in off], dtype=object).reshape(np.shape(value))
         claims.append(Claim(name, node, index, name, numbers))
     audit(ClaimsFile(problem.path, problem, table, claims, exact=walk))
+
+
+def sample_problem(conv: Convention, size: int = 2, steps: int = 2) -> Problem:
+    """A small problem of ``conv`` (D = H = ``size``; numbers k/10 of alternating sign; a weighted sum of
+    the states as its loss): what :func:`warm_up` derives a convention on, no file needed."""
+
+    def numbers(*shape: int) -> np.ndarray:
+        flat = [Fraction((-1) ** k * (k % 5 + 1), 10) for k in range(int(np.prod(shape)))]
+        return np.array(flat, dtype=object).reshape(shape)
+
+    params = {p: numbers(*conv.param_shape(p, size, size)) for p in conv.parameters()}
+    loss = LossHead("weighted_sum", tuple(range(steps)), tuple(numbers(size) for _ in range(steps)))
+    return Problem(Path(f"{conv.name}-sample"), conv, numbers(steps, size), numbers(size), params, loss=loss)
