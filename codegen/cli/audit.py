@@ -15,6 +15,7 @@ import yaml
 
 from grukit.codegen.cli.audit_text import print_audit, print_comparison, print_identification, print_names
 from grukit.codegen.cli.models import convert_model
+from grukit.codegen.cli.grades import cmd_grade
 from grukit.codegen.cli.text import print_json
 from grukit.codegen.output import write_atomic
 from grukit.derive.audit.audit import audit
@@ -33,8 +34,13 @@ from grukit.derive.numeric.evaluate import engine
 
 
 def cmd_verify(args) -> int:
-    """Exit status 1 when a claim is wrong, else 0."""
-
+    """Exit status 1 when a claim is wrong, else 0. A folder is a class's submissions: one table
+    (:func:`grukit.codegen.cli.grades.cmd_grade`)."""
+    if Path(args.claims).is_dir():
+        return cmd_grade(args)
+    for option, value in (("--problem", args.problem), ("--output", args.output)):
+        if value is not None:
+            raise GrukitError(f"{option}: grades a folder of claims files; {args.claims} is not a folder")
     data = audit_data(audit(load_claims(args.claims)))
     if args.json:
         print_json(data, args.claims)

@@ -6,7 +6,8 @@ and Keras -- or its merge --, ONNX's Y in the node's layout), ``h_n`` (cells x B
 h_n order: layer by layer, forward before reverse) and the network it read; a problem of one
 sequence through one forward cell with every step also keeps ``steps``. ``grad --json`` prints the
 loss, every parameter gradient under the file's own names, and dL/d(inputs) and dL/d(h0) shaped as
-the problem gave them.
+the problem gave them. Both name the axes of what they print (``axes``: the inputs' as given,
+``time_major`` or ``batch_major``).
 """
 from __future__ import annotations
 
@@ -45,8 +46,10 @@ def forward_layers(problem, args) -> int:
     engine = args.engine
     sol = solve_layers(problem, engine)
     if args.json:
+        axes = problem.axes()
         out = {"convention": [c.convention.name for _, c in problem.network.cells],
-               "network": problem.network.describe(), "outputs": floats(sol.outputs), "h_n": floats(sol.h_n)}
+               "network": problem.network.describe(), "outputs": floats(sol.outputs), "h_n": floats(sol.h_n),
+               "axes": {k: axes[k] for k in ("inputs", "outputs", "h_n")}}
         if problem.single_cell:
             out["convention"] = out["convention"][0]
             out["steps"] = steps_of(sol)
@@ -71,8 +74,9 @@ def grad_layers(problem, args) -> int:
     sol = solve_layers(problem, engine, gradients=True)
     grads = {name: floats(v) for name, v in sol.grads.items()}
     if args.json:
+        axes = problem.axes()
         print_json({"loss": float(sol.loss), "grads": grads, "inputs": floats(sol.d_inputs),
-                          "h0": floats(sol.d_h0)}, problem.path)
+                    "h0": floats(sol.d_h0), "axes": {k: axes[k] for k in ("inputs", "h0")}}, problem.path)
         return 0
     print(_header(problem, engine))
     print(f"loss {problem.loss.kind} = {float(sol.loss):.10g}")

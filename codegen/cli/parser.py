@@ -144,12 +144,25 @@ def _kernels_commands(sub) -> None:
 
 
 def _audit_commands(sub) -> None:
-    p = sub.add_parser("verify", help="check every number a worked example claims, and diagnose the wrong ones",
+    p = sub.add_parser("verify", help="check every number a worked example claims, and diagnose the wrong ones "
+                                      "(a folder: grade a class, one table)",
                        description="Check a claims file (problem + the numbers a worked example prints) number by "
                                    "number: ok, rounding, propagated or wrong, and what explains each wrong one. "
-                                   "Exit status 1 if any claim is wrong.")
-    p.add_argument("claims", help="claims YAML file")
+                                   "Exit status 1 if any claim is wrong. Given a folder, grade every claims file in "
+                                   "it (a class's submissions), in parallel, each bounded in time and memory, and "
+                                   "write one table as OUTPUT.csv, OUTPUT.md and OUTPUT.json; exit status the worst "
+                                   "row's (2: a file could not be graded).")
+    p.add_argument("claims", help="claims YAML file, or a folder of them")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--problem", help="with a folder: the problem file every submission is checked against "
+                                     "(default: the problem each one names)")
+    p.add_argument("-o", "--output", metavar="OUTPUT", help="with a folder: the table's files, OUTPUT.csv, OUTPUT.md "
+                                                            "and OUTPUT.json (default: grades)")
+    p.add_argument("--jobs", type=at_least(1), help="with a folder: files graded at once (default: the CPUs)")
+    p.add_argument("--timeout", type=at_least(1), default=60, metavar="SECONDS",
+                   help="with a folder: the time one file may take (default 60)")
+    p.add_argument("--memory", type=at_least(64), default=2048, metavar="MIB",
+                   help="with a folder: the memory one file may take beyond grukit's own, in MiB (default 2048)")
     p.set_defaults(run="audit:cmd_verify")
 
     p = sub.add_parser("names", help="the names a claims file may use for a problem's numbers, with shapes")

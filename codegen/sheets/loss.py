@@ -56,6 +56,14 @@ LOSS_STATEMENTS = {
 }
 """Each loss head's sentence: prose, then its formula (math), then prose and math alternating."""
 
+STAND_IN = ("The loss is the weighted sum ", r"{total}{y} \cdot {out}", " with ",
+            r"{label}_{{t}} = \partial \mathcal{{L}} / \partial {h_t}",
+            ", what the rest of the network (the layers above, the merge, the padding rules, the final state) "
+            "sends back to this cell’s state, ", r"\mathcal{{L}}", " being the network’s loss: every gradient "
+            "on this sheet is the network’s (this sequence’s share of the parameters’), while the loss value is "
+            "this stand-in’s. ")
+"""A cell of a network worked alone: its loss stands in for the network's (``LossHead.stand_in``)."""
+
 
 def loss_statement(w: SheetWriter) -> list:
     """The problem statement's sentence about the loss, its formula typeset as math."""
@@ -73,12 +81,16 @@ def loss_statement(w: SheetWriter) -> list:
         out += " + b_{o}"
     label = _target_label(w)
     fill = {"total": total, "t": t, "out": out, "label": label, "y": f"{label}_{{{t}}}",
-            "n": head.outputs, "s": "s" if total else ""}
-    parts = LOSS_STATEMENTS[head.kind]
+            "n": head.outputs, "s": "s" if total else "", "h_t": w.q("h", "t")}
+    parts = STAND_IN if head.stand_in else LOSS_STATEMENTS[head.kind]
     segs = []
     for k, part in enumerate(parts):
         filled = part.format(**fill)
         segs.append(("math", ("L = " if k == 1 else "") + filled) if k % 2 else filled)
+    if head.stand_in == "network_after_h0":
+        h0 = w.q("h_prev", 1)
+        segs += ["(Masked steps before its first step hold ", ("math", h0), " itself; what they receive goes to ",
+                 ("math", r"\partial \mathcal{L} / \partial " + h0), " directly and is not on this sheet.) "]
     return segs
 
 

@@ -134,15 +134,18 @@ class ClaimsFile:
     exact: Walk = field(repr=False, default=None)
 
 
-def load_claims(path: str | Path) -> ClaimsFile:
+def load_claims(path: str | Path, problem: Problem | None = None) -> ClaimsFile:
+    """The claims file at ``path``; ``problem``, when given, is the problem its claims are about (a
+    class's submissions graded against one problem; identify's, read from what the arrays hold): the
+    file's own ``problem``, if any, is then not read."""
     path = Path(path)
     data = load_literal_file(path)
-    if not isinstance(data, dict) or "claims" not in data or "problem" not in data:
+    if not isinstance(data, dict) or "claims" not in data or ("problem" not in data and problem is None):
         raise GrukitError(f"{path}: expected a claims file: a mapping with 'problem' and 'claims'")
     unknown = [k for k in data if k not in CLAIMS_KEYS]
     if unknown:
         raise GrukitError(f"{path}: {unknown[0]}: unknown key (allowed: {', '.join(CLAIMS_KEYS)})")
-    problem = _problem(data["problem"], path)
+    problem = _problem(data["problem"], path) if problem is None else problem
     decimals = data.get("decimals")
     if decimals is not None and not (isinstance(decimals, Printed) and decimals.decimals == 0
                                      and 0 <= decimals.value <= 20):

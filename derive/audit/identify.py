@@ -10,6 +10,12 @@ under every combination of the axes a reader can get wrong:
 * transposition: the square (recurrent) weights read transposed;
 * biases, when there are two rows: as given, the rows swapped, the recurrent row left out.
 
+The file's stated convention is where the search starts, not a bound on it: weights its bias axis
+cannot hold but another can (a Keras ``bias`` of 3H entries stated as ``convention: keras``, what a
+``reset_after=False`` layer's ``get_weights()`` returns) are read under the axis they hold
+(:func:`~grukit.derive.files.problem_file.weights_convention`). A reading that is a built-in convention
+is named by it (``keras-reset-before``); any other by the stated convention and what it changes.
+
 Each reading runs forward (float64, :class:`~grukit.derive.audit.replay.Walk`) and is scored by its
 largest difference from the observed numbers. A reading fits when that is within the numbers'
 printed precision plus 1e-6 (a float32 framework's own rounding); the result says plainly when
@@ -24,11 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from grukit.derive.audit.claims import Printed, load_claims, load_literal_file
+from grukit.derive.audit.claims import Printed, exact, load_claims, load_literal_file
 from grukit.derive.audit.replay import Walk
-from grukit.derive.cell.convention import GATES, ConventionError, Param
+from grukit.derive.cell.convention import GATES, Convention, ConventionError, Param
+from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
-from grukit.derive.files.problem_file import load_problem
+from grukit.derive.files.arrays import referenced_file
+from grukit.derive.files.problem_file import load_problem, problem_from_mapping
 from grukit.derive.files.yaml_values import object_array
 from grukit.derive.numeric.evaluate import engine
 from grukit.derive.numeric.problem import Problem
@@ -54,6 +62,7 @@ class Candidate:
     residual: float
     predicted: dict[str, float]
     same: int = 1  # readings that compute the same numbers
+    changes: int = 0  # axes and ways of reading the arrays it changes from the stated convention
 
 
 @dataclass
@@ -73,7 +82,7 @@ def observation(path: str | Path) -> tuple[Observation, list[str]]:
     path = Path(path)
     data = load_literal_file(path)
     if isinstance(data, dict) and "claims" in data:
-        cf = load_claims(path)
+        cf = load_claims(path, problem=_claims_problem(data.get("problem"), path))
         numbers, ignored = [], []
         for c in cf.claims:
             if c.numbers is None or c.node.split("[")[0] not in FORWARD:
@@ -83,10 +92,20 @@ def observation(path: str | Path) -> tuple[Observation, list[str]]:
         if not numbers:
             raise GrukitError(f"{path}: claims: no claim on h, z, r or candidate to identify a convention by")
         return Observation(cf.problem, numbers, path), ignored
-    problem = load_problem(path)
+    problem = load_problem(path, fit_weights=True)
     if problem.observed is None:
         raise GrukitError(f"{path}: observed: missing ({{h: T x H states}} or {{h_last: H numbers}})")
     return Observation(problem, _observed(data.get("observed"), problem, path), path), []
+
+
+def _claims_problem(spec, path: Path) -> Problem | None:
+    """A claims file's problem, its weights read under the bias axis they hold (None: the claims
+    reader says what is wrong with ``spec``)."""
+    if isinstance(spec, str):
+        return load_problem(referenced_file(path, spec, f"{path}: problem"), fit_weights=True)
+    if isinstance(spec, dict):
+        return problem_from_mapping(exact(spec), path, fit_weights=True)
+    return None
 
 
 def _observed(spec, problem: Problem, path: Path) -> list:
@@ -106,8 +125,9 @@ def _observed(spec, problem: Problem, path: Path) -> list:
 
 
 def readings(problem: Problem):
-    """(label, axes, convention, params) for every reading of the problem's weights."""
+    """(label, axes, changes, convention, params) for every reading of the problem's weights."""
     conv, params = problem.convention, problem.params
+    stated = problem.stated_convention or conv
     square = [p for p in conv.parameters()
               if np.ndim(params[p]) == 2 and np.shape(params[p])[0] == np.shape(params[p])[1] > 1]
     bias_readings = ["as given"] + (["rows swapped", "recurrent row left out"] if conv.biases == "double" else [])
@@ -124,7 +144,9 @@ def readings(problem: Problem):
             changed = _read(params, conv, order, square if transposed else [], bias)
             axes = {"update_rule": update, "reset": reset, "gate_activation": act, "gate_order": list(order),
                     "transposed": transposed, "biases": bias}
-            yield _label(conv, variant, order, transposed, bias), axes, variant, changed
+            reads = _reading_parts(order, transposed, bias)
+            label = _label(stated, variant, reads)
+            yield label, axes, len(_axis_changes(stated, variant)) + len(reads), variant, changed
 
 
 def _read(params: dict, conv, order, square: list, bias: str) -> dict:
@@ -139,21 +161,29 @@ def _read(params: dict, conv, order, square: list, bias: str) -> dict:
     return out
 
 
-def _label(base, variant, order, transposed: bool, bias: str) -> str:
-    parts = [f"{axis}={getattr(variant, axis)}" for axis in ("update_rule", "reset", "gate_activation")
-             if getattr(variant, axis) != getattr(base, axis)]
+def _axis_changes(stated: Convention, variant: Convention) -> list[str]:
+    """``axis=value`` for each axis the variant changes from the stated convention."""
+    return [f"{axis}={value}" for axis, value in variant.axes().items() if stated.axes()[axis] != value]
+
+
+def _reading_parts(order, transposed: bool, bias: str) -> list[str]:
+    """How a reading takes the arrays, where it differs from as given."""
+    parts = []
     if tuple(order) != GATES:
         parts.append("z, r, h read from the blocks of " + ", ".join(order))
     if transposed:
         parts.append("square weights transposed")
     if bias != "as given":
         parts.append(f"biases {bias}")
-    return base.name + (" (" + "; ".join(parts) + ")" if parts else "")
+    return parts
 
 
-def _changes(label: str) -> int:
-    """How many axes a reading's label changes from the problem's own convention."""
-    return 0 if "(" not in label else label.count(";") + 1
+def _label(stated: Convention, variant: Convention, reads: list[str]) -> str:
+    """The built-in convention the variant is (the stated one first), else the stated one and what
+    the variant changes; then how the reading takes the arrays."""
+    named = [c.name for c in (stated, *PRESETS.values()) if c.axes() == variant.axes()]
+    parts = reads if named else _axis_changes(stated, variant) + reads
+    return (named[0] if named else stated.name) + (" (" + "; ".join(parts) + ")" if parts else "")
 
 
 def identify(path: str | Path) -> Identification:
@@ -161,7 +191,7 @@ def identify(path: str | Path) -> Identification:
     problem = replace(obs.problem, loss=None)
     eng = engine("numpy")
     found: dict[tuple, Candidate] = {}
-    for label, axes, conv, params in readings(problem):
+    for label, axes, changes, conv, params in readings(problem):
         try:
             walk = Walk(replace(problem, convention=conv, params=params), eng)
         except (ValueError, KeyError, IndexError, np.linalg.LinAlgError):
@@ -170,10 +200,10 @@ def identify(path: str | Path) -> Identification:
                      for n, idx, _ in obs.numbers}
         residual = max(abs(predicted[k] - float(p.value)) for k, (_, _, p) in zip(predicted, obs.numbers))
         key = tuple(round(v, 12) for v in predicted.values())
-        candidate = Candidate(label, axes, residual, predicted)
+        candidate = Candidate(label, axes, residual, predicted, changes=changes)
         if key in found:  # the same numbers: keep the reading closest to the problem's own
             candidate.same = found[key].same + 1
-            if _changes(label) >= _changes(found[key].convention):
+            if changes >= found[key].changes:
                 candidate = replace(found[key], same=candidate.same)
         found[key] = candidate
     ranking = sorted(found.values(), key=lambda c: c.residual)

@@ -32,6 +32,10 @@ class LossHead:
     targets: tuple[np.ndarray, ...]  # one per entry of ``steps``
     W_o: np.ndarray | None = None
     b_o: np.ndarray | None = None
+    stand_in: str = ""
+    """Where a ``weighted_sum``'s G comes from when it stands in for a network's loss on one of its
+    cells: ``"network"`` (G_t = dL/dh_t from the rest of the network), ``"network_after_h0"`` (the
+    same, where masked steps before the cell's first step hold h0 itself), empty for a loss of its own."""
 
     @property
     def outputs(self) -> int:

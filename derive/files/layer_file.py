@@ -8,7 +8,9 @@ by :func:`grukit.derive.files.problem_file.problem_from_mapping` exactly as befo
 
 Keys beyond a single-cell problem's:
 
-* ``inputs``: T x D or B x T x D, or ``{file: x.npy}``;
+* ``inputs``: T x D or B x T x D, or ``{file: x.npy}``; ``input_layout: time_major`` reads a batch as
+  T x B x D (ONNX's ``X`` in layout 0), and what the problem says elsewhere about the batch (lengths,
+  a mask, h0, a model file's ``sequence_lens`` and ``initial_h``) must fit the order stated;
 * ``h0``: H or B x H (one cell), or cells x B x H in PyTorch's h_n order (layer by layer, forward
   before reverse); default zeros;
 * ``lengths`` (B integers) or ``mask`` (B x T of 0/1): which steps each sequence has;
@@ -40,13 +42,13 @@ from grukit.derive.files.problem_file import (
 )
 from grukit.derive.files.yaml_values import load_yaml, shown, to_array
 from grukit.derive.layers.network import DIRECTIONS, FRAMEWORKS, MERGES, Cell, Layer, Network
-from grukit.derive.layers.problem import LayerLoss, LayerProblem
+from grukit.derive.layers.problem import INPUT_LAYOUTS, LayerLoss, LayerProblem
 from grukit.derive.layers.run import (
     outputs_shape,
 )
 from grukit.derive.numeric.problem import Problem
 
-LAYER_KEYS = ("lengths", "mask", "direction", "merge", "framework")
+LAYER_KEYS = ("lengths", "mask", "direction", "merge", "framework", "input_layout")
 LOSS_KEYS = {"weighted_sum": {"type", "G", "G_h_n"}, "squared_error": {"type", "targets"}}
 
 
@@ -95,7 +97,8 @@ def load_any(path: str | Path) -> Problem | LayerProblem:
     return problem_from_mapping(data, path)
 
 
-def _inputs(value, path: Path) -> tuple[np.ndarray, bool]:
+def _inputs(value, path: Path, layout: str) -> tuple[np.ndarray, bool]:
+    """B x T x D whatever ``layout`` the batch was given in, and whether it was a batch."""
     where = f"{path}: inputs"
     if isinstance(value, dict):
         if set(value) != {"file"}:
@@ -114,8 +117,44 @@ def _inputs(value, path: Path) -> tuple[np.ndarray, bool]:
     if arr.ndim == 2:
         return arr[None], False
     if arr.ndim != 3 or 0 in arr.shape:
-        raise GrukitError(f"{where}: expected T x D or B x T x D, got shape {'x'.join(map(str, arr.shape))}")
-    return arr, True
+        batch = "T x B x D" if layout == "time_major" else "B x T x D"
+        raise GrukitError(f"{where}: expected T x D or {batch}, got shape {'x'.join(map(str, arr.shape))}")
+    return (arr.transpose(1, 0, 2) if layout == "time_major" else arr), True
+
+
+def _stated_batches(data: dict, weights) -> list[tuple[str, int, int | None]]:
+    """(what, sequences, steps or None) for each thing a problem says about its batch besides the inputs."""
+    out = []
+    if isinstance(data.get("lengths"), list):
+        out.append(("lengths", len(data["lengths"]), None))
+    mask = data.get("mask")
+    if _depth(mask) == 2 and isinstance(mask[0], list):
+        out.append(("mask", len(mask), len(mask[0])))
+    h0 = data.get("h0")
+    if _depth(h0) == 3 and isinstance(h0[0], list):
+        out.append(("h0", len(h0[0]), None))
+    if weights is not None and weights.lengths is not None:
+        out.append((f"{weights.path}: sequence_lens", len(weights.lengths), None))
+    if weights is not None and weights.h0 is not None and np.ndim(weights.h0) == 3:
+        out.append((f"{weights.path}: initial_h", np.shape(weights.h0)[1], None))
+    return out
+
+
+def _check_order(data: dict, weights, inputs: np.ndarray, layout: str, path: Path) -> None:
+    """A batch whose order cannot be the stated one -- the lengths, the mask, h0 or the model file count
+    other sequences (or steps) than the inputs read in that order have -- refused in one line, saying
+    when the other order fits."""
+    B, T = inputs.shape[:2]
+    for what, sequences, steps in _stated_batches(data, weights):
+        if sequences == B and steps in (None, T):
+            continue
+        other = next(k for k in INPUT_LAYOUTS if k != layout)
+        fits = sequences == T and steps in (None, B)
+        given = "x".join(map(str, (T, B) if layout == "time_major" else (B, T)))
+        raise GrukitError(f"{path}: inputs: read {layout} ({' x '.join(INPUT_LAYOUTS[layout])} = {given} x "
+                          f"{inputs.shape[2]}), the batch has B = {B} sequences of T = {T} steps, but {what} gives "
+                          f"{sequences} sequences" + (f" of {steps} steps" if steps is not None else "")
+                          + (f"; the inputs fit input_layout: {other}" if fits else ""))
 
 
 def _shape(value, where: str) -> tuple[int, ...]:
@@ -152,7 +191,8 @@ def layer_problem_from_mapping(data: dict, path: Path) -> LayerProblem:
     conv = None
     if data.get("convention"):
         conv = resolve_convention(data["convention"], f"{path}: convention", path)
-    inputs, batched = _inputs(data["inputs"], path)
+    layout = _choice(data, "input_layout", INPUT_LAYOUTS, path) or "batch_major"
+    inputs, batched = _inputs(data["inputs"], path, layout)
     spec = data["weights"]
     weights = None
     if isinstance(spec, dict) and "file" in spec:
@@ -169,6 +209,8 @@ def layer_problem_from_mapping(data: dict, path: Path) -> LayerProblem:
     D = network.input_size
     if inputs.shape[2] != D:
         raise GrukitError(f"{path}: inputs: rows have {inputs.shape[2]} values, the weights expect D = {D}")
+    if batched:
+        _check_order(data, weights, inputs, layout, path)
     B, T = inputs.shape[:2]
     rules = FRAMEWORKS[network.framework]
     if weights is not None and weights.lengths is not None and data.get("lengths") is None and data.get("mask") is None:
@@ -180,7 +222,8 @@ def layer_problem_from_mapping(data: dict, path: Path) -> LayerProblem:
             valid = None
     h0, h0_shape = _h0(data.get("h0"), network, B, batched, path, weights)
     problem = LayerProblem(path, network, inputs, h0, valid, batched, h0_shape, weights, lengths=lengths,
-                           title=str(data.get("title") or ""), description=str(data.get("description") or ""))
+                           title=str(data.get("title") or ""), description=str(data.get("description") or ""),
+                           input_layout=layout)
     if data.get("loss") is not None:
         problem.loss = _loss(data["loss"], problem, f"{path}: loss")
     return problem

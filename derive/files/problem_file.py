@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from grukit.derive.cell.convention import (
+    AXES,
     Convention,
     Param,
 )
@@ -124,6 +125,48 @@ def _layout_sizes(source: WeightSource) -> tuple[int, int]:
     return layout.sizes(source.arrays)
 
 
+def _read_weights(spec, conv: Convention, path: Path) -> None:
+    """The weights read under ``conv`` (names, sizes, shapes), or the one-line error saying why not."""
+    source = weight_source(spec, conv, path)
+    exact_params(source, conv, *weight_sizes(source, conv))
+
+
+def held_biases(spec, conv: Convention, path: Path) -> Convention | None:
+    """``conv`` with the bias axis the weights hold when it is not ``conv``'s own: what a file's arrays
+    say about its convention (a Keras ``bias`` of 3H entries is a ``reset_after=False`` layer's one
+    bias per gate, a PyTorch file without ``bias_ih_l0`` has none). None when no other kind reads them."""
+    for kind in AXES["biases"]:
+        if kind == conv.biases:
+            continue
+        try:
+            changed = conv.with_changes(biases=kind)
+            _read_weights(spec, changed, path)
+        except GrukitError:
+            continue
+        return changed
+    return None
+
+
+def weights_convention(spec, conv: Convention, path: Path) -> Convention:
+    """The stated convention if its weights read under it, else the one whose bias axis they hold
+    (:func:`held_biases`); the stated one when none does (its own error is then raised where it arises)."""
+    try:
+        _read_weights(spec, conv, path)
+        return conv
+    except GrukitError:
+        return held_biases(spec, conv, path) or conv
+
+
+def _hinted(error: GrukitError, spec, conv: Convention, path: Path) -> GrukitError:
+    """``error`` about the weights, with what they hold when another bias axis reads them."""
+    other = held_biases(spec, conv, path)
+    if other is None:
+        return error
+    return GrukitError(f"{error} (these weights hold {AXES['biases'][other.biases]} (biases: {other.biases}), not "
+                       f"what convention {conv.name!r} has; `grukit identify` reads them under every convention "
+                       f"they fit)")
+
+
 def exact_params(source: WeightSource, conv: Convention, inputs: int, hidden: int) -> dict[Param, np.ndarray]:
     """Every parameter, shape-checked, as exact numbers (unpacked from the layout's arrays if need be)."""
     if source.layout is None:
@@ -205,15 +248,19 @@ def _class_target(target, outputs: int, where: str) -> np.ndarray:
 
 # --- the problem ---------------------------------------------------------------------------------
 
-def load_problem(path: str | Path) -> Problem:
+def load_problem(path: str | Path, fit_weights: bool = False) -> Problem:
     path = Path(path)
     data = load_yaml(path)
-    return problem_from_mapping(data, path)
+    return problem_from_mapping(data, path, fit_weights)
 
 
-def problem_from_mapping(data, path: Path) -> Problem:
+def problem_from_mapping(data, path: Path, fit_weights: bool = False) -> Problem:
     """Checked in the order that blames each mistake on its own field: keys, convention, inputs,
-    weight names, sizes (D and H from the weights), inputs' width, h0, weight shapes, loss."""
+    weight names, sizes (D and H from the weights), inputs' width, h0, weight shapes, loss.
+
+    Weights that the stated convention cannot hold but another bias axis can are refused with a hint
+    that says so; with ``fit_weights`` (``grukit identify``, which searches from what the arrays
+    say) they are read under that axis, and the problem keeps the stated convention beside it."""
     if not isinstance(data, dict):
         raise GrukitError(f"{path}: expected a mapping with keys {', '.join(PROBLEM_KEYS)}")
     unknown = [k for k in data if k not in PROBLEM_KEYS]
@@ -222,22 +269,30 @@ def problem_from_mapping(data, path: Path) -> Problem:
     for key in ("convention", "inputs", "weights"):
         if key not in data:
             raise GrukitError(f"{path}: {key}: missing")
-    conv = resolve_convention(data["convention"], f"{path}: convention", path)
+    stated = conv = resolve_convention(data["convention"], f"{path}: convention", path)
+    if fit_weights:
+        conv = weights_convention(data["weights"], conv, path)
     inputs = matrix_rows(data["inputs"], f"{path}: inputs")
-    source = weight_source(data["weights"], conv, path)
+    try:
+        source = weight_source(data["weights"], conv, path)
+    except GrukitError as exc:
+        raise _hinted(exc, data["weights"], conv, path) from None
     D, H = weight_sizes(source, conv)
     if inputs.shape[1] != D:
         raise GrukitError(f"{path}: inputs: rows have {inputs.shape[1]} values, the weights expect D = {D}")
     h0 = to_array(data["h0"], (H,), f"{path}: h0") if data.get("h0") is not None else \
         np.array([Fraction(0)] * H, dtype=object)
-    params = exact_params(source, conv, D, H)
+    try:
+        params = exact_params(source, conv, D, H)
+    except GrukitError as exc:
+        raise _hinted(exc, data["weights"], conv, path) from None
     lr = None
     if data.get("learning_rate") is not None:
         lr = to_number(data["learning_rate"], f"{path}: learning_rate")
     problem = Problem(path, conv, inputs, h0, params, title=str(data.get("title") or ""),
                       description=str(data.get("description") or ""),
                       layout=source.layout.name if source.layout else None, learning_rate=lr,
-                      observed=data.get("observed"))
+                      observed=data.get("observed"), stated_convention=stated if stated != conv else None)
     if data.get("loss") is not None:
         problem.loss = parse_loss(data["loss"], problem, f"{path}: loss")
     return problem

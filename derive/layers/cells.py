@@ -79,11 +79,6 @@ def cell_problem(problem: LayerProblem, cell: int, sequence: int = 0) -> Problem
             for extra in rows[s][1:]:
                 total = total + extra
             G.append([_fraction(v) for v in total])
-        out.loss = LossHead("weighted_sum", tuple(range(len(steps))), tuple(np.array(g, dtype=object) for g in G))
-        out.description += (" Its loss is the weighted sum of its states with G_t = dL/dh_t from the rest of the "
-                            "network: the gradients are the network's (this sequence's share of the parameters'), "
-                            "the loss value is that stand-in's.")
-        if early:
-            out.description += (" (Masked steps before its first step hold h0 itself; what they receive goes to "
-                                "dL/dh0 directly and is not on this sheet.)")
+        out.loss = LossHead("weighted_sum", tuple(range(len(steps))), tuple(np.array(g, dtype=object) for g in G),
+                            stand_in="network_after_h0" if early else "network")
     return out

@@ -19,6 +19,7 @@ from grukit.derive.layers.run import (
     NetworkRun,
     arrange_outputs,
     backward_network,
+    outputs_axes,
     run_network,
     unarrange_outputs,
 )
@@ -40,6 +41,18 @@ class LayerLoss:
     h_n: np.ndarray | None = None  # G_h_n, shaped as h_n
 
 
+INPUT_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "batch_major": ("batch", "time", "features"),
+    "time_major": ("time", "batch", "features"),
+}
+"""How a problem may give a batch of inputs: input layout -> its axes. ``batch_major`` (B x T x D, the
+default: PyTorch's ``batch_first=True``, Keras) or ``time_major`` (T x B x D: ONNX's ``X`` in layout 0,
+PyTorch's default). One sequence is T x D either way."""
+
+H0_AXES = {1: ("hidden",), 2: ("batch", "hidden"), 3: ("cells", "batch", "hidden")}
+"""h0's axes by the number it was given with (cells x H for one sequence is told apart where read)."""
+
+
 @dataclass
 class LayerProblem:
     path: Path
@@ -54,6 +67,7 @@ class LayerProblem:
     lengths: list[int] | None = None
     title: str = ""
     description: str = ""
+    input_layout: str = "batch_major"  # how a batch of inputs was given (a key of INPUT_LAYOUTS)
 
     @property
     def batch(self) -> int:
@@ -68,6 +82,21 @@ class LayerProblem:
         """One sequence through one forward cell with every step: what a plain problem is."""
         return (not self.batched and len(self.network.cells) == 1 and self.valid is None
                 and self.network.layers[0].cells[0].direction == "forward")
+
+    def axes(self) -> dict[str, list[str]]:
+        """The axes of the inputs and h0 as the problem gave them (their gradients come back so), and
+        of the outputs and h_n as grukit returns them."""
+        inputs = list(INPUT_LAYOUTS[self.input_layout]) if self.batched else ["time", "features"]
+        shape = self.h0_shape
+        if shape is None:
+            h0 = ["cells", "batch", "hidden"]
+        elif len(shape) == 2 and not self.batched:
+            h0 = ["cells", "hidden"]
+        else:
+            h0 = list(H0_AXES[len(shape)])
+        return {"inputs": inputs, "h0": h0,
+                "outputs": [name for name, _ in outputs_axes(self.network, self.batch, self.steps)],
+                "h_n": ["cells", "batch", "hidden"]}
 
     def cell_label(self, index: int) -> str:
         k, cell = self.network.cells[index]
@@ -135,7 +164,8 @@ def _solve_layers(problem: LayerProblem, eng, gradients: bool) -> LayerSolution:
         sol.grads = named_arrays(cell.convention, grad.params[0], problem.network.layout, cell.input_size,
                                  cell.hidden_size)
     d_in = np.stack(grad.inputs).transpose(2, 0, 1)  # B x T x D
-    sol.d_inputs = d_in if problem.batched else d_in[0]
+    sol.d_inputs = d_in[0] if not problem.batched else \
+        d_in.transpose(1, 0, 2) if problem.input_layout == "time_major" else d_in
     d_h0 = [h.T for h in grad.h0]  # per cell, B x H
     shape = problem.h0_shape
     if shape is not None and len(shape) == 1:  # one h0 shared by the batch: the sum over it

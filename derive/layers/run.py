@@ -294,13 +294,18 @@ def unarrange_outputs(network: Network, array: np.ndarray) -> list[np.ndarray]:
     return [seq[t] for t in range(seq.shape[0])]
 
 
-def outputs_shape(network: Network, batch: int, steps: int) -> tuple[int, ...]:
+def outputs_axes(network: Network, batch: int, steps: int) -> tuple[tuple[str, int], ...]:
+    """The outputs' axes as the framework returns them: (name, size), in order."""
     last = network.layers[-1]
     dirs, H = len(last.cells), last.hidden_size
     if network.output_form == "onnx_layout0":
-        return (steps, dirs, batch, H)
+        return ("time", steps), ("directions", dirs), ("batch", batch), ("hidden", H)
     if network.output_form == "onnx_layout1":
-        return (batch, steps, dirs, H)
+        return ("batch", batch), ("time", steps), ("directions", dirs), ("hidden", H)
     if last.merge == "none" and dirs > 1:
-        return (dirs, batch, steps, H)
-    return (batch, steps, last.output_size)
+        return ("directions", dirs), ("batch", batch), ("time", steps), ("hidden", H)
+    return ("batch", batch), ("time", steps), ("units", last.output_size)
+
+
+def outputs_shape(network: Network, batch: int, steps: int) -> tuple[int, ...]:
+    return tuple(size for _, size in outputs_axes(network, batch, steps))

@@ -30,6 +30,9 @@ class Problem:
     loss: LossHead | None = None
     learning_rate: Fraction | None = None
     observed: object = None  # the ``observed`` mapping as written; derive/audit/identify.py checks and reads it
+    stated_convention: Convention | None = None
+    """The convention the file states, when its weights were read under another bias axis (what they
+    hold: ``load_problem(..., fit_weights=True)``, for identify's search); None when they are its own."""
 
     @property
     def steps(self) -> int:

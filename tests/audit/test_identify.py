@@ -84,3 +84,54 @@ def test_bad_observed_is_a_one_line_error(tmp_path, capsys, observed, message):
     assert main(["identify", str(tmp_path / "p.yaml")]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and message in err
+
+
+def _keras_reset_before(tmp_path: Path, as_claims: bool) -> Path:
+    """A real Keras 3 GRU(reset_after=False): its ``get_weights()`` (bias of 3H entries) saved as the
+    layout's arrays, stated as ``convention: keras``, and its own float32 outputs as observed."""
+    oracle = pytest.importorskip("helpers.framework_oracle")
+    if not oracle.available("keras", "torch"):
+        pytest.skip("needs Keras 3 on the torch backend")
+    import keras
+    D, H, T = 2, 3, 4
+    keras.utils.set_random_seed(7)
+    layer = keras.layers.GRU(H, reset_after=False, return_sequences=True, bias_initializer="random_uniform")
+    layer.build((1, T, D))
+    kernel, recurrent, bias = layer.get_weights()
+    assert bias.shape == (3 * H,)
+    rng = np.random.default_rng(5)
+    inputs, h0 = rng.uniform(-1, 1, (T, D)).round(2), rng.uniform(-0.5, 0.5, H).round(2)
+    hs = oracle.keras_forward(kernel, recurrent, bias, inputs, h0, reset_after=False)
+    np.savez(tmp_path / "w.npz", kernel=kernel, recurrent_kernel=recurrent, bias=bias)
+    problem = (f"convention: keras\ninputs: {inputs.tolist()}\nh0: {h0.tolist()}\n"
+               f"weights: {{layout: keras, file: w.npz}}\n")
+    if as_claims:
+        (tmp_path / "p.yaml").write_text(problem)
+        claims = "".join(f"  h[{t + 1}]: {[f'{v:.6f}' for v in hs[t]]}\n".replace("'", "") for t in range(T))
+        (tmp_path / "c.yaml").write_text(f"problem: p.yaml\nclaims:\n{claims}")
+        return tmp_path / "c.yaml"
+    (tmp_path / "p.yaml").write_text(problem + f"observed: {{h: {hs.round(6).tolist()}}}\n")
+    return tmp_path / "p.yaml"
+
+
+@pytest.mark.parametrize("as_claims", [False, True], ids=["problem", "claims"])
+def test_keras_reset_after_false_arrays_stated_as_keras_identify_reset_before(tmp_path, capsys, as_claims):
+    """What the arrays hold (one bias per gate) feeds the search; the stated convention only starts it."""
+    path = _keras_reset_before(tmp_path, as_claims)
+    data = identify_json(capsys, path)
+    best = data["ranking"][0]
+    assert data["fits"] is True and best["convention"] == "keras-reset-before", best
+    assert best["residual"] < 1e-6 and data["ranking"][1]["residual"] > 1e-4
+    assert any(c["convention"].startswith("keras (biases=single") for c in data["ranking"])
+
+
+def test_forward_refuses_the_mismatch_in_one_line_pointing_to_identify(tmp_path, capsys):
+    """Only identify searches: forward, grad and verify compute under the stated convention, so they
+    refuse arrays it cannot hold, in one line that says what the arrays hold."""
+    claims = _keras_reset_before(tmp_path, as_claims=True)
+    path = tmp_path / "p.yaml"
+    for command, file in (("forward", path), ("grad", path), ("verify", claims)):
+        assert main([command, str(file)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "bias: expected shape 2x9, got 9" in err
+        assert "biases: single" in err and "grukit identify" in err
