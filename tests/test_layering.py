@@ -34,6 +34,7 @@ RANKS = {
     "grukit.codegen.pytorch": 8,
     "grukit.codegen.models": 8,
     "grukit.codegen.bench": 9,
+    "grukit.codegen.grading": 9,
     "grukit.codegen.web": 9,
     "grukit.codegen.cli": 10,
 }

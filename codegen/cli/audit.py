@@ -8,6 +8,10 @@ Registering them imports nothing heavy: each command imports what it needs when 
 from __future__ import annotations
 
 import io
+import json
+import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +19,11 @@ import yaml
 
 from grukit.codegen.cli.audit_text import print_audit, print_comparison, print_identification, print_names
 from grukit.codegen.cli.models import convert_model
-from grukit.codegen.cli.grades import cmd_grade
 from grukit.codegen.cli.text import print_json
+from grukit.codegen.grading.processes import SUFFIXES, Limits, grade_all, submissions, terminal_progress
+from grukit.codegen.grading.table import csv_text, markdown_text, table
 from grukit.codegen.output import write_atomic
-from grukit.derive.audit.audit import audit
+from grukit.derive.audit.audit import audit, sample_problem, warm_up
 from grukit.derive.audit.claims import load_claims, load_literal_file
 from grukit.derive.audit.compare import compare
 from grukit.derive.audit.convert import convert
@@ -27,6 +32,7 @@ from grukit.derive.audit.identify import identify
 from grukit.derive.audit.names import NameTable
 from grukit.derive.audit.replay import Walk
 from grukit.derive.audit.verify import as_data as audit_data
+from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.convention_file import named_convention
 from grukit.derive.files.problem_file import load_problem
@@ -35,7 +41,7 @@ from grukit.derive.numeric.evaluate import engine
 
 def cmd_verify(args) -> int:
     """Exit status 1 when a claim is wrong, else 0. A folder is a class's submissions: one table
-    (:func:`grukit.codegen.cli.grades.cmd_grade`)."""
+    (:func:`cmd_grade`)."""
     if Path(args.claims).is_dir():
         return cmd_grade(args)
     for option, value in (("--problem", args.problem), ("--output", args.output)):
@@ -123,3 +129,49 @@ def cmd_convert(args) -> int:
     for note in result.notes:
         print(f"  {note}")
     return 0
+
+
+def _warming():
+    """After each row of a class whose files name their own problems: the built-in convention it used,
+    derived here once (on a problem of grukit's own, never a submitted one), so that the processes
+    forked for later files start with it."""
+    seen = set()
+
+    def learn(row: dict) -> None:
+        name = row.get("convention")
+        if name in PRESETS and name not in seen:
+            seen.add(name)
+            warm_up(sample_problem(PRESETS[name]))
+
+    return learn
+
+
+def cmd_grade(args) -> int:
+    """``grukit verify FOLDER``: every claims file graded (:mod:`grukit.codegen.grading.processes`), the table
+    written as OUTPUT.csv, OUTPUT.md and OUTPUT.json (atomically); exit status the worst row's."""
+    folder = Path(args.claims)
+    stem = Path(args.output or "grades")
+    outputs = {suffix: stem.with_name(stem.name + suffix) for suffix in (".csv", ".md", ".json")}
+    problem = load_problem(args.problem) if args.problem else None
+    if problem is not None:
+        warm_up(problem)  # once here, not in every forked child
+    skip = {p.resolve() for p in [*outputs.values(), *([Path(args.problem)] if args.problem else [])]}
+    files = [f for f in submissions(folder) if f.resolve() not in skip]
+    if not files:
+        raise GrukitError(f"{folder}: a folder with no claims files ({', '.join(SUFFIXES)}) to grade")
+    limits = Limits(args.jobs or len(os.sched_getaffinity(0)), float(args.timeout), args.memory)
+    start = time.monotonic()
+    rows = grade_all(files, problem, limits, terminal_progress(), None if problem is not None else _warming())
+    data = table(folder, None if problem is None else Path(args.problem), files, rows)
+    write_atomic(outputs[".json"], (json.dumps(data, indent=1, allow_nan=False) + "\n").encode())
+    write_atomic(outputs[".csv"], csv_text(data).encode())
+    write_atomic(outputs[".md"], markdown_text(data).encode())
+    s = data["summary"]
+    print(f"grukit: graded {s['files']} files in {time.monotonic() - start:.1f} s ({limits.jobs} processes)",
+          file=sys.stderr)
+    if args.json:
+        print_json(data, folder)
+    else:
+        print(f"{folder}: {s['files']} files: {s['right']} without a wrong claim, {s['with_wrong_claims']} with a "
+              f"wrong claim, {s['not_graded']} not graded; wrote {', '.join(map(str, outputs.values()))}")
+    return max((r["status"] for r in data["files"]), default=0)

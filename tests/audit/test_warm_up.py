@@ -1,6 +1,6 @@
 """The warm-up ``grukit verify FOLDER`` runs in its parent process before forking: every built-in
 convention's sample problem audits, so the parent never fails where a submission would not.
-(That warming changes no row is kept by tests/cli/test_grade.py, whose classes are graded warm and
+(That warming changes no row is kept by tests/grading/test_grade.py, whose classes are graded warm and
 checked against independent NumPy hand calculations.)"""
 from __future__ import annotations
 

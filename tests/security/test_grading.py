@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers.hostile import MARKER, SECRET, clean, run
 
-from grukit.codegen.cli.grading import SUFFIXES
+from grukit.codegen.grading.processes import SUFFIXES
 
 _SPEC = importlib.util.spec_from_file_location("yaml_corpus", Path(__file__).with_name("test_yaml_files.py"))
 corpus = importlib.util.module_from_spec(_SPEC)

@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import sys
-import time
 from pathlib import Path
 
-from grukit.codegen.cli.grading import SUFFIXES, Limits, grade_all, submissions, terminal_progress
-from grukit.codegen.cli.text import print_json
-from grukit.codegen.output import write_atomic
 from grukit.codegen.render import plain_text, render
-from grukit.derive.audit.audit import sample_problem, warm_up
 from grukit.derive.audit.verify import VERDICTS
-from grukit.derive.cell.presets import PRESETS
-from grukit.derive.errors import GrukitError
-from grukit.derive.files.problem_file import load_problem
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """What a spreadsheet reads as the start of a formula in a CSV cell (OWASP's "CSV injection")."""
@@ -71,49 +60,3 @@ def csv_text(data: dict) -> str:
 
 def markdown_text(data: dict) -> str:
     return render("grades.md.j2", verdicts=VERDICTS, **data)
-
-
-def _warming():
-    """After each row of a class whose files name their own problems: the built-in convention it used,
-    derived here once (on a problem of grukit's own, never a submitted one), so that the processes
-    forked for later files start with it."""
-    seen = set()
-
-    def learn(row: dict) -> None:
-        name = row.get("convention")
-        if name in PRESETS and name not in seen:
-            seen.add(name)
-            warm_up(sample_problem(PRESETS[name]))
-
-    return learn
-
-
-def cmd_grade(args) -> int:
-    """``grukit verify FOLDER``: every claims file graded (:mod:`grukit.codegen.cli.grading`), the table
-    written as OUTPUT.csv, OUTPUT.md and OUTPUT.json (atomically); exit status the worst row's."""
-    folder = Path(args.claims)
-    stem = Path(args.output or "grades")
-    outputs = {suffix: stem.with_name(stem.name + suffix) for suffix in (".csv", ".md", ".json")}
-    problem = load_problem(args.problem) if args.problem else None
-    if problem is not None:
-        warm_up(problem)  # once here, not in every forked child
-    skip = {p.resolve() for p in [*outputs.values(), *([Path(args.problem)] if args.problem else [])]}
-    files = [f for f in submissions(folder) if f.resolve() not in skip]
-    if not files:
-        raise GrukitError(f"{folder}: a folder with no claims files ({', '.join(SUFFIXES)}) to grade")
-    limits = Limits(args.jobs or len(os.sched_getaffinity(0)), float(args.timeout), args.memory)
-    start = time.monotonic()
-    rows = grade_all(files, problem, limits, terminal_progress(), None if problem is not None else _warming())
-    data = table(folder, None if problem is None else Path(args.problem), files, rows)
-    write_atomic(outputs[".json"], (json.dumps(data, indent=1, allow_nan=False) + "\n").encode())
-    write_atomic(outputs[".csv"], csv_text(data).encode())
-    write_atomic(outputs[".md"], markdown_text(data).encode())
-    s = data["summary"]
-    print(f"grukit: graded {s['files']} files in {time.monotonic() - start:.1f} s ({limits.jobs} processes)",
-          file=sys.stderr)
-    if args.json:
-        print_json(data, folder)
-    else:
-        print(f"{folder}: {s['files']} files: {s['right']} without a wrong claim, {s['with_wrong_claims']} with a "
-              f"wrong claim, {s['not_graded']} not graded; wrote {', '.join(map(str, outputs.values()))}")
-    return max((r["status"] for r in data["files"]), default=0)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from helpers.audit_examples import PLANTED, render
 
-from grukit.codegen.cli import grading
 from grukit.codegen.cli.main import main
+from grukit.codegen.grading import processes as grading
 from grukit.derive.audit.verify import VERDICTS
 
 D2L = PLANTED[0]  # the dropped path in d2l's dL/dh[t-1]; one problem for a whole class
