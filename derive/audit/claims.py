@@ -34,6 +34,7 @@ from grukit.derive.audit.names import NameTable
 from grukit.derive.audit.replay import Walk
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.arrays import referenced_file
+from grukit.derive.files.json_values import load_json
 from grukit.derive.files.problem_file import load_problem, problem_from_mapping
 from grukit.derive.files.yaml_values import ExactLoader, NumberOutOfRange, object_array, parse_yaml, read_text, shown
 from grukit.derive.numeric.evaluate import engine
@@ -87,8 +88,12 @@ def load_literal(text: str, where: str) -> object:
 
 
 def load_literal_file(path: str | Path) -> object:
-    """A YAML file read as printed (:class:`LiteralLoader`); a file grukit cannot read is a one-line error."""
-    return load_literal(read_text(Path(path)), str(path))
+    """A YAML file read as printed (:class:`LiteralLoader`), or a ``.json`` file read as printed by the
+    bounded JSON reader; a file grukit cannot read is a one-line error."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return load_json(path, lambda text: Printed(text, Decimal(text)))
+    return load_literal(read_text(path), str(path))
 
 
 def exact(data):
@@ -179,9 +184,10 @@ def _claim(name: str, value, table: NameTable, where: str) -> Claim:
         value = parsed
     node, index = table.resolve(name, where)
     target = np.asarray(table.walk.values[node], dtype=object)[index]
+    value = _unquoted(value, where)
     numbers = _numbers(value, where)
     shape = np.shape(target)
-    if numbers.size != np.size(target) or (numbers.shape != shape and len(shape) > 1):
+    if numbers.size != np.size(target) or (numbers.shape != shape and len(shape) > 1 and numbers.size > 1):
         raise GrukitError(f"{where}: expected {_shape_text(shape)} (in the convention's orientation), "
                           f"got {_shape_text(numbers.shape)}")
     numbers = numbers.reshape(shape)
@@ -197,6 +203,16 @@ def _number_text(text: str, where: str):
     except GrukitError:
         return None
     return value if isinstance(value, (Printed, list)) else None
+
+
+def _unquoted(value, where: str):
+    """A list's quoted numbers read as printed (``["0.850", 0.600]``: the quotes keep a trailing zero)."""
+    if isinstance(value, list):
+        return [_unquoted(v, where) for v in value]
+    if isinstance(value, str):
+        parsed = _number_text(value, where)
+        return parsed if isinstance(parsed, Printed) else value
+    return value
 
 
 def _numbers(value, where: str) -> np.ndarray:
