@@ -3,12 +3,16 @@
 For every claimed number (element by element; a claim takes its worst element's verdict):
 
 * ``ok`` -- the exact value rounded to the printed decimals is the printed number;
-* ``rounding`` -- it is within what a hand calculation rounding to the printed decimals can reach:
-  from the exact inputs (the drift bound of :class:`~grukit.derive.audit.drift.DriftEngine`
-  walked from the problem's data), or from the claimed inputs of its step (the same walk fed
-  the claimed numbers, :class:`~grukit.derive.audit.replay.Walk` ``given``);
-* ``propagated`` -- it follows from its claimed inputs, but one of those is ``wrong`` (or itself
-  propagated);
+* ``propagated`` -- it follows from its claimed inputs (the walk fed the claimed numbers,
+  :class:`~grukit.derive.audit.replay.Walk` ``given``, each within half a unit of its last printed
+  digit, as a calculation that carried more digits than it printed may have), and one of those is
+  ``wrong`` (or itself propagated): the explanation that reproduces the number comes first;
+* ``rounding`` -- it follows from its claimed inputs, all of them right; or it is within what a hand
+  calculation rounding to the printed decimals can reach from its inputs as they may be: each
+  claimed input anywhere between its printed number (within half a unit) and its exact value, the
+  unclaimed numbers between computed with the rounding drift of
+  :class:`~grukit.derive.audit.drift.DriftEngine` (per stage, from the claimed inputs of that stage,
+  not accumulated from the problem's data over the whole derivation);
 * ``wrong`` -- neither: the step does not follow from its own inputs nor from the exact ones.
 
 A claim's inputs are the nearest claimed numbers it is computed from (unclaimed numbers between
@@ -24,7 +28,7 @@ import mpmath
 import numpy as np
 
 from grukit.derive.audit.claims import Claim, ClaimsFile
-from grukit.derive.audit.drift import DriftEngine
+from grukit.derive.audit.drift import Drift, DriftEngine, exact_mpf
 from grukit.derive.audit.formula import check_formula
 from grukit.derive.audit.replay import Walk
 from grukit.derive.numeric.evaluate import DIGITS, round_half_up
@@ -37,8 +41,8 @@ VERDICTS = ("ok", "rounding", "propagated", "wrong")
 class Bounds:
     """Per element: the drift interval from the exact inputs, and the interval from the claimed ones."""
 
-    drift: list[tuple[mpmath.mpf, mpmath.mpf]]
-    from_claims: list[tuple[mpmath.mpf, mpmath.mpf]]
+    drift: list[tuple[mpmath.mpf, mpmath.mpf]]  # from the claimed inputs anywhere between printed and exact
+    from_claims: list[tuple[mpmath.mpf, mpmath.mpf]]  # from the claimed inputs as printed
     half_units: list[Decimal]
 
 
@@ -75,6 +79,24 @@ def given_numbers(claims: list[Claim]) -> dict[str, list]:
     return given
 
 
+def claimed_intervals(cf: ClaimsFile, claims: list[Claim], to_exact: bool) -> dict[str, list]:
+    """Every claimed element as the interval a calculation may have carried it in: the printed number
+    within half a unit of its last digit, widened to reach the exact value when ``to_exact``."""
+    given: dict[str, list] = {}
+    with mpmath.workdps(DIGITS):
+        for c in claims:
+            exact = np.asarray(cf.exact.values[c.node], dtype=object)
+            for sub in np.ndindex(c.numbers.shape):
+                printed, index = c.numbers[sub], c.index + sub
+                half = exact_mpf(Decimal(5).scaleb(-printed.decimals - 1))
+                lo, hi = exact_mpf(printed.value) - half, exact_mpf(printed.value) + half
+                if to_exact:
+                    value = exact_mpf(exact[index])
+                    lo, hi = min(lo, value), max(hi, value)
+                given.setdefault(c.node, []).append((index, Drift((lo + hi) / 2, (hi - lo) / 2)))
+    return given
+
+
 def claimed_inputs(walk: Walk, claimed: set[str]) -> dict[str, tuple[str, ...]]:
     """Each node's nearest claimed ancestors (through unclaimed nodes)."""
     front: dict[str, tuple[str, ...]] = {}
@@ -98,10 +120,10 @@ def verdicts(cf: ClaimsFile) -> Audit:
     """Every claim's verdict (:mod:`grukit.derive.audit` adds what explains each wrong one)."""
 
     numeric = [c for c in cf.claims if c.numbers is not None]
-    given = given_numbers(numeric)
-    walks = {d: (Walk(cf.problem, DriftEngine(d)), Walk(cf.problem, DriftEngine(d), given))
+    between, printed = claimed_intervals(cf, numeric, True), claimed_intervals(cf, numeric, False)
+    walks = {d: (Walk(cf.problem, DriftEngine(d), between), Walk(cf.problem, DriftEngine(d), printed))
              for d in precisions(cf)}
-    front = claimed_inputs(cf.exact, set(given))
+    front = claimed_inputs(cf.exact, set(printed))
     order = {name: k for k, name in enumerate(cf.exact.info)}
     status: dict[str, str] = {}
     results: dict[int, Result] = {}
@@ -129,7 +151,7 @@ def _numeric(cf: ClaimsFile, c: Claim, walks: dict, bad_inputs: bool) -> Result:
         d = cf.decimals if cf.decimals is not None else printed.decimals
         half = Decimal(5).scaleb(-printed.decimals - 1)
         walk_drift, walk_fed = walks[d]
-        b = np.asarray(walk_drift.values[c.node], dtype=object)[c.index + sub].ends
+        b = np.asarray(walk_drift.computed[c.node], dtype=object)[c.index + sub].ends
         a = np.asarray(walk_fed.computed[c.node], dtype=object)[c.index + sub].ends
         drift.append(b)
         fed.append(a)
@@ -137,10 +159,10 @@ def _numeric(cf: ClaimsFile, c: Claim, walks: dict, bad_inputs: bool) -> Result:
         value = np.asarray(cf.exact.values[c.node], dtype=object)[c.index + sub]
         if round_half_up(value, printed.decimals) == printed.value:
             verdicts.append("ok")
-        elif within(printed.value, b, half):
-            verdicts.append("rounding")
         elif within(printed.value, a, half):
             verdicts.append("propagated" if bad_inputs else "rounding")
+        elif within(printed.value, b, half):
+            verdicts.append("rounding")
         else:
             verdicts.append("wrong")
     verdict = max(verdicts, key=VERDICTS.index)
