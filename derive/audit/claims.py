@@ -23,6 +23,7 @@ number printed with at most :data:`MAX_DECIMALS` decimals; formulas are bounded 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -178,7 +179,7 @@ def _claim(name: str, value, table: NameTable, where: str) -> Claim:
     if isinstance(value, str):
         parsed = _number_text(value, where)
         if parsed is None:  # a formula, read at a generic step: [t] is step 1, [t-1] its previous state
-            generic = name.replace("[t-1]", "[0]").replace("[t]", "[1]")
+            generic = _step_part(name, table).replace("[t-1]", "[0]").replace("[t]", "[1]")
             node, index = table.resolve(generic, where)
             return Claim(name, node, index, value, formula=value)
         value = parsed
@@ -192,6 +193,16 @@ def _claim(name: str, value, table: NameTable, where: str) -> Claim:
                           f"got {_shape_text(numbers.shape)}")
     numbers = numbers.reshape(shape)
     return Claim(name, node, index, _text(value), numbers)
+
+
+def _step_part(name: str, table: NameTable) -> str:
+    """A parameter gradient's part at step t (``dL/db_h[t]``, ``dL/db_h|t``, ``dL/db_h_t``) as the name of its
+    part at the generic step (``dL/db_h|t=1``); any other name as written."""
+    m = re.fullmatch(r"(dL/d.+?)(?:\[t\]|\|t|_t|_\{t\})", name)
+    conv = table.walk.convention
+    if m and m.group(1) in {"dL/d" + conv.key(p) for p in conv.parameters()}:
+        return f"{m.group(1)}|t=1"
+    return name
 
 
 def _number_text(text: str, where: str):

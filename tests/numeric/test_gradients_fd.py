@@ -25,7 +25,7 @@ EPS = 1e-6
 REL_TOL = 1e-6
 KINKS = {"hard_sigmoid_keras2": (-2.5, 2.5), "hard_sigmoid_keras3": (-3.0, 3.0)}
 HEADS = ["weighted_sum", "squared_error", "squared_error+output", "softmax_cross_entropy",
-         "softmax_cross_entropy+index", "final_mse"]
+         "softmax_cross_entropy+index", "final_mse", "final_squared_error+output", "final_half_squared_error"]
 
 
 def to_list(a: np.ndarray):
@@ -47,10 +47,14 @@ def build(name: str, D: int, H: int, T: int, head: str, O: int, seed: int):
         loss = {"type": "squared_error", "targets": rng.uniform(-1, 1, (T, H))}
     elif head == "final_mse":
         loss = {"type": "final_mse", "target": rng.uniform(-1, 1, H)}
+    elif head == "final_half_squared_error":
+        loss = {"type": "final_half_squared_error", "target": rng.uniform(-1, 1, H)}
     else:
         loss = {"W_o": rng.uniform(-1, 1, (O, H) if column else (H, O)), "b_o": rng.uniform(-0.5, 0.5, O)}
         if head == "squared_error+output":
             loss.update(type="squared_error", targets=rng.uniform(-1, 1, (T, O)))
+        elif head == "final_squared_error+output":
+            loss.update(type="final_squared_error", target=rng.uniform(-1, 1, O))
         elif head == "softmax_cross_entropy":
             p = rng.uniform(0, 1, O)
             loss.update(type="softmax_cross_entropy", target=p / p.sum())  # a soft target
@@ -83,6 +87,9 @@ def numpy_loss(name: str, weights: dict, inputs, h0, loss: dict) -> float:
         return float(sum(0.5 * np.sum((out(h) - y) ** 2) for h, y in zip(hs, np.asarray(loss["targets"], dtype=float))))
     if kind == "final_mse":
         return float(np.mean((hs[-1] - np.asarray(loss["target"], dtype=float)) ** 2))
+    if kind in ("final_squared_error", "final_half_squared_error"):
+        scale = 1.0 if kind == "final_squared_error" else 0.5
+        return scale * float(np.sum((np.asarray(loss["target"], dtype=float) - out(hs[-1])) ** 2))
     o = out(hs[-1])
     target = loss["target"]
     y = np.eye(len(o))[target] if isinstance(target, int) else np.asarray(target, dtype=float)
