@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from helpers import EXAMPLES
 from helpers.numpy_gru import gru_reference
+from helpers.random_problems import RESET_FREE, random_problem
+from helpers.random_problems import problem_yaml as random_problem_yaml
 
 from grukit.codegen.cli.main import main
 from grukit.derive.audit.audit import audit
@@ -157,3 +159,24 @@ def test_a_sum_over_t_of_a_quantity_is_one_line(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "f.yaml")]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "claims.dL/dz[t]" in err and "parameter gradient" in err
+
+
+# --- a cell without a reset gate -------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(RESET_FREE))
+def test_a_cell_without_a_reset_gate_is_audited(tmp_path, name):
+    """Its forward numbers from the independent NumPy GRU verify; a wrong state is wrong and diagnosed."""
+    p = random_problem(name, 2, 3, 3, seed=5)
+    conv = p.convention
+    arrays = {(q.role, q.gate): np.asarray(v, float) for q, v in p.params.items()}
+    steps = gru_reference(conv.axes(), arrays, np.asarray(p.inputs, float), np.asarray(p.h0, float))
+    claims = {f"{key}[{t}]": text(s[key]) for t, s in enumerate(steps, start=1) for key in ("z", "candidate", "h")}
+    path = tmp_path / "c.yaml"
+    path.write_text(random_problem_yaml(p).replace("\n", "\n  ").join(["problem:\n  ", "\n"]) + "claims:\n"
+                    + "".join(f"  {k}: {v}\n" for k, v in claims.items()))
+    assert {r.verdict for r in audit(load_claims(path)).results} == {"ok"}
+    claims["h[2]"] = text(steps[1]["h"] + 0.05)
+    path.write_text(path.read_text().split("claims:\n")[0] + "claims:\n"
+                    + "".join(f"  {k}: {v}\n" for k, v in claims.items()))
+    wrong = {r.claim.name: r for r in audit(load_claims(path)).results if r.verdict == "wrong"}
+    assert list(wrong) == ["h[2]"] and wrong["h[2]"].diagnosis
