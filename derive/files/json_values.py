@@ -28,12 +28,12 @@ from typing import Callable
 
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.yaml_values import (
-    _CONTROL,
+    KEY_CONTROL,
     MAX_DEPTH,
     MAX_KEY,
     MAX_NODES,
     NumberOutOfRange,
-    _decimal_problem,
+    decimal_problem,
     read_text,
     shown,
 )
@@ -92,14 +92,14 @@ def _walk(value, field: str, where: str, number, count: list[int]):
     if isinstance(value, _Constant):
         raise GrukitError(f"{at}{value} is not a number JSON allows (grukit reads finite numbers)")
     if isinstance(value, _Number):
-        problem = _decimal_problem(value, Decimal(value))
+        problem = decimal_problem(value, Decimal(value))
         if problem:
             raise NumberOutOfRange(f"{at}{problem}")
         return number(str(value))
     if isinstance(value, _Pairs):
         out = {}
         for key, item in value:
-            if len(key) > MAX_KEY or _CONTROL.search(key):
+            if len(key) > MAX_KEY or KEY_CONTROL.search(key):
                 raise GrukitError(f"{at}the key {shown(key)}: keys are names of at most {MAX_KEY} characters "
                                   f"on one line")
             if key in out:
