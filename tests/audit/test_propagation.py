@@ -10,6 +10,7 @@ rounding chosen at random (half up, half down, truncated), as different hand cal
 from __future__ import annotations
 
 import random
+import re
 from decimal import ROUND_DOWN, ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -78,11 +79,19 @@ def downstream_of_the_first_wrong(name: str) -> bool:
     return name.startswith("dL/d") and step < STEPS
 
 
+FEW = re.compile(r"dL/dh\[|dL/da_z\[|dL/d[WU]_?\w*z$")
+"""The issue's claims: the state gradients, the update gate's pre-activation gradients, its weights'."""
+
+
+@pytest.mark.parametrize("claimed", ["every number", "the issue's few"])
 @pytest.mark.parametrize("decimals", [3, 4])
 @pytest.mark.parametrize("name", CONVENTIONS)
-def test_what_follows_from_a_dropped_path_is_propagated_never_rounding(tmp_path, name, decimals):
+def test_what_follows_from_a_dropped_path_is_propagated_never_rounding(tmp_path, name, decimals, claimed):
     p = random_problem(name, 2, 3, STEPS, seed=23)
-    write(tmp_path / "c.yaml", p, mistaken_claims(p, decimals))
+    claims = mistaken_claims(p, decimals)
+    if claimed != "every number":
+        claims = {k: v for k, v in claims.items() if FEW.match(k)}
+    write(tmp_path / "c.yaml", p, claims)
     verdicts = {r.claim.name: r.verdict for r in audit(load_claims(tmp_path / "c.yaml"), diagnose=False).results}
     assert verdicts[f"dL/dh[{STEPS - 1}]"] == "wrong"
     later = {n: v for n, v in verdicts.items() if downstream_of_the_first_wrong(n)}
@@ -117,7 +126,7 @@ class RandomRounding(StepwiseEngine):
 @pytest.mark.parametrize("name", CONVENTIONS)
 def test_a_correct_hand_calculation_rounded_any_way_is_never_wrong_or_propagated(tmp_path, name, decimals):
     p = random_problem(name, 2, 3, STEPS, seed=23)
-    for seed in range(4):
+    for seed in range(6):
         hand = Walk(p, RandomRounding(decimals, random.Random(seed)))
         claims = {n: _text(hand.values[n], decimals) for n in hand.info}
         write(tmp_path / "c.yaml", p, claims)
