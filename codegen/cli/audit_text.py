@@ -65,9 +65,10 @@ def _print_wrong(c: dict) -> None:
         return
     digits = max(_flat(c["decimals"])) + 1
     print(f"  exact      {_values(c['exact'], digits)}")
-    print(f"  rounding to the printed decimals reaches {_intervals(c['interval'], digits)} from the exact inputs")
+    start = "its inputs, each between its exact and its claimed value" if c["inputs"] else "the exact inputs"
+    print(f"  rounding to the printed decimals reaches {_intervals(c['interval'], digits)} from {start}")
     if c["inputs"]:
-        print(f"  and {_intervals(c['from_claimed_inputs'], digits)} from its claimed inputs "
+        print(f"  and {_intervals(c['from_claimed_inputs'], digits)} from its claimed inputs as printed "
               f"({', '.join(c['inputs'])})")
     for d in c["diagnosis"]:
         print(f"  diagnosis: {d}")

@@ -58,7 +58,8 @@ def cmd_forward(args) -> int:
         return forward_layers(problem, args)
     sol = solve(problem, args.engine)
     if args.json:
-        steps = [{key: as_floats(tr.values[name]) for key, name in STEP_KEYS} for tr in sol.traces]
+        steps = [{key: as_floats(tr.values[name]) for key, name in STEP_KEYS if name in tr.values}
+                 for tr in sol.traces]  # a cell without a reset gate has no r
         states = [as_floats(tr.values["h"]) for tr in sol.traces]  # one sequence, one layer: B = 1
         print_json({"convention": problem.convention.name, "steps": steps,
                           "outputs": [states], "h_n": [[states[-1]]]}, problem.path)
@@ -68,7 +69,8 @@ def cmd_forward(args) -> int:
     for t, tr in enumerate(sol.traces, start=1):
         print(f"t = {t}")
         for key, name in STEP_KEYS:
-            print(f"  {key:<10} {format_row(tr.values[name])}")
+            if name in tr.values:
+                print(f"  {key:<10} {format_row(tr.values[name])}")
     return 0
 
 

@@ -19,7 +19,7 @@ from grukit.codegen.sheets.blocks import (
 from grukit.codegen.sheets.loss import loss_statement
 from grukit.codegen.sheets.numbers import NumberPrinter
 from grukit.codegen.sheets.writer import SheetWriter
-from grukit.derive.cell.convention import GATES, Param
+from grukit.derive.cell.convention import Param
 from grukit.derive.cell.equations import Affine
 from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.numeric.evaluate import column_matrix
@@ -104,8 +104,8 @@ def _data_groups(w: SheetWriter) -> list:
 
     groups = [("Inputs", [item(w.q("x", t + 1), p.inputs[t]) for t in range(p.steps)]),
               ("Initial state", [item(w.q("h_prev", 1), p.h0)])]
-    roles = {"z": w.eqs.quantity("z").role, "r": w.eqs.quantity("r").role, "h": w.eqs.quantity("c").role}
-    for gate in GATES:
+    roles = {g: w.eqs.quantity("c" if g == "h" else g).role for g in conv.gates}
+    for gate in conv.gates:
         weights = [q for q in conv.parameters() if q.gate == gate and not q.is_bias]
         groups.append((roles[gate][0].upper() + roles[gate][1:] + " weights",
                        [item(w.ptex(q), p.params[q]) for q in weights]))
@@ -214,7 +214,7 @@ def _forward_stage(w: SheetWriter, t: int, stage) -> Group:
 
 def _forward_results(w: SheetWriter) -> Section:
     """The gates, candidate and state of each worked step (a row of dots for the steps between)."""
-    names = ("z", "r", "c", "h")
+    names = tuple(n for n in ("z", "r", "c", "h") if n in w.sol.traces[0].values)  # no r without a reset gate
     header = [text("step")] + [text(("math", w.q(n, "t"))) for n in names]
     rows = []
     for t, skipped in w.worked_and_gaps():

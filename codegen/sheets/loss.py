@@ -53,6 +53,10 @@ LOSS_STATEMENTS = {
                      " (the standard probe of a layer’s gradients). "),
     "final_mse": ("The loss is the mean squared error over the units ",
                   r"{total}\tfrac{{1}}{{{n}}} \left\lVert {out} - {y} \right\rVert^{{2}}", ". "),
+    "final_squared_error": ("The loss is the squared error on the last step ",
+                            r"\left\lVert {out} - {y} \right\rVert^{{2}}", ". "),
+    "final_half_squared_error": ("The loss is the squared error on the last step ",
+                                 r"\tfrac{{1}}{{2}} \left\lVert {out} - {y} \right\rVert^{{2}}", ". "),
 }
 """Each loss head's sentence: prose, then its formula (math), then prose and math alternating."""
 

@@ -23,6 +23,7 @@ number printed with at most :data:`MAX_DECIMALS` decimals; formulas are bounded 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -34,6 +35,7 @@ from grukit.derive.audit.names import NameTable
 from grukit.derive.audit.replay import Walk
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.arrays import referenced_file
+from grukit.derive.files.json_values import load_json
 from grukit.derive.files.problem_file import load_problem, problem_from_mapping
 from grukit.derive.files.yaml_values import ExactLoader, NumberOutOfRange, object_array, parse_yaml, read_text, shown
 from grukit.derive.numeric.evaluate import engine
@@ -87,8 +89,12 @@ def load_literal(text: str, where: str) -> object:
 
 
 def load_literal_file(path: str | Path) -> object:
-    """A YAML file read as printed (:class:`LiteralLoader`); a file grukit cannot read is a one-line error."""
-    return load_literal(read_text(Path(path)), str(path))
+    """A YAML file read as printed (:class:`LiteralLoader`), or a ``.json`` file read as printed by the
+    bounded JSON reader; a file grukit cannot read is a one-line error."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        return load_json(path, lambda text: Printed(text, Decimal(text)))
+    return load_literal(read_text(path), str(path))
 
 
 def exact(data):
@@ -176,19 +182,30 @@ def _claim(name: str, value, table: NameTable, where: str) -> Claim:
     if isinstance(value, str):
         parsed = _number_text(value, where)
         if parsed is None:  # a formula, read at a generic step: [t] is step 1, [t-1] its previous state
-            generic = name.replace("[t-1]", "[0]").replace("[t]", "[1]")
+            generic = _step_part(name, table).replace("[t-1]", "[0]").replace("[t]", "[1]")
             node, index = table.resolve(generic, where)
             return Claim(name, node, index, value, formula=value)
         value = parsed
     node, index = table.resolve(name, where)
     target = np.asarray(table.walk.values[node], dtype=object)[index]
+    value = _unquoted(value, where)
     numbers = _numbers(value, where)
     shape = np.shape(target)
-    if numbers.size != np.size(target) or (numbers.shape != shape and len(shape) > 1):
+    if numbers.size != np.size(target) or (numbers.shape != shape and len(shape) > 1 and numbers.size > 1):
         raise GrukitError(f"{where}: expected {_shape_text(shape)} (in the convention's orientation), "
                           f"got {_shape_text(numbers.shape)}")
     numbers = numbers.reshape(shape)
     return Claim(name, node, index, _text(value), numbers)
+
+
+def _step_part(name: str, table: NameTable) -> str:
+    """A parameter gradient's part at step t (``dL/db_h[t]``, ``dL/db_h|t``, ``dL/db_h_t``) as the name of its
+    part at the generic step (``dL/db_h|t=1``); any other name as written."""
+    m = re.fullmatch(r"(dL/d.+?)(?:\[t\]|\|t|_t|_\{t\})", name)
+    conv = table.walk.convention
+    if m and m.group(1) in {"dL/d" + conv.key(p) for p in conv.parameters()}:
+        return f"{m.group(1)}|t=1"
+    return name
 
 
 def _number_text(text: str, where: str):
@@ -200,6 +217,16 @@ def _number_text(text: str, where: str):
     except GrukitError:
         return None
     return value if isinstance(value, (Printed, list)) else None
+
+
+def _unquoted(value, where: str):
+    """A list's quoted numbers read as printed (``["0.850", 0.600]``: the quotes keep a trailing zero)."""
+    if isinstance(value, list):
+        return [_unquoted(v, where) for v in value]
+    if isinstance(value, str):
+        parsed = _number_text(value, where)
+        return parsed if isinstance(parsed, Printed) else value
+    return value
 
 
 def _numbers(value, where: str) -> np.ndarray:

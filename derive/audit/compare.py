@@ -154,8 +154,11 @@ def _refuted(a: Convention, b: Convention, reason: str, from_b: bool = False) ->
     first, second = (b, a) if from_b else (a, b)
     for seed in range(20):
         problem_1 = _random_problem(first, seed)
-        params_2 = assemble(second, blocks(first, problem_1["params"], D, H), D, H, strict=False)
-        if any(np.shape(v) != second.param_shape(p, D, H) for p, v in params_2.items()):
+        try:
+            params_2 = assemble(second, blocks(first, problem_1["params"], D, H), D, H, strict=False)
+        except NoMap:  # no reset gate to lay out as the other's
+            params_2 = {}
+        if not params_2 or any(np.shape(v) != second.param_shape(p, D, H) for p, v in params_2.items()):
             params_2 = _random_problem(second, seed + 100)["params"]  # no common layout (scalar gates)
         problem_2 = dict(problem_1, params=params_2)
         problem_a, problem_b = (problem_2, problem_1) if from_b else (problem_1, problem_2)

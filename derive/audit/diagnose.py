@@ -28,7 +28,7 @@ import sympy as sp
 
 from grukit.derive.audit.replay import Mutation, Walk, quantity_name
 from grukit.derive.audit.verify import Audit, Result, given_numbers, radius
-from grukit.derive.cell.convention import AXES, GATES, ConventionError, Param
+from grukit.derive.cell.convention import AXES, ConventionError, Param
 from grukit.derive.cell.records import (
     AdjointPath,
     BackwardRecords,
@@ -112,17 +112,18 @@ def _weight_mistakes(problem, rec: BackwardRecords) -> list[Mutation]:
             if any(isinstance(r, TransposedRecord) and r.param == p for r in rec.records):
                 out.append(Mutation(f"transposed matrix: the backward pass multiplies by {key} where {key}^T belongs",
                                     transposed_backward=p))
-    for order in permutations(GATES):
-        if order == GATES:
+    gates = conv.gates
+    for order in permutations(gates):
+        if order == gates:
             continue
         swapped = {}
         for p in conv.parameters():
-            source = Param(p.role, order[GATES.index(p.gate)])
+            source = Param(p.role, order[gates.index(p.gate)])
             if np.shape(params[source]) != np.shape(params[p]):
                 break
             swapped[p] = params[source]
         else:
-            moved = ", ".join(f"{g} reads the blocks of {o}" for g, o in zip(GATES, order) if g != o)
+            moved = ", ".join(f"{g} reads the blocks of {o}" for g, o in zip(gates, order) if g != o)
             out.append(Mutation(f"swapped gate blocks: {moved}", params=swapped))
     return out
 

@@ -175,6 +175,25 @@ def derived(step: Step, node: str) -> tuple[sp.Matrix, list]:
     raise GrukitError(f"formula: grukit writes no per-step formula for {node}")
 
 
+_SUM_OVER_STEPS = re.compile(r"\s*(?:sum|Σ|∑|\\sum)\s*_\s*"
+                             r"(?:t|\{\s*t\s*\}|\{\s*t\s*=\s*1\s*\}(?:\^\s*(?:T|\{\s*T\s*\}))?)(?!\w)\s*")
+"""A formula's leading sum over the steps: ``sum_t``, ``Σ_t``, ``\\sum_{t=1}^{T}``."""
+
+
+def over_steps(formula: str) -> tuple[str, bool]:
+    """A formula without its leading sum over the steps, and whether it had one. A parameter's gradient
+    is the sum over t of its per-step parts: ``dL/db_h: "sum_t delta_h[t]"`` claims each part is
+    ``delta_h[t]``, as ``dL/db_h: "delta_h"`` and ``dL/db_h[t]: "delta_h[t]"`` do."""
+    m = _SUM_OVER_STEPS.match(formula)
+    return (formula[m.end():], True) if m else (formula, False)
+
+
+def parameter_gradient(step: Step, node: str) -> bool:
+    """Whether a claim's node is a parameter's gradient (all of it, or one step's part)."""
+    base = re.sub(r"\|t=\d+$", "", node)
+    return any(base == "dL/d" + step.convention.key(p) for p in step.convention.parameters())
+
+
 _last_step: tuple = (None, None)
 """The last problem a step was derived for, and that step (a claims file's formulas share it)."""
 
@@ -193,9 +212,13 @@ def check_formula(cf, claim) -> FormulaCheck:
         raise GrukitError(f"{where}: formula claims are checked on problems of at most {MAX_SIZE} hidden units "
                           f"and inputs (this one has H = {problem.hidden_size}, D = {problem.input_size})")
     try:
-        parser = Parser(claim.formula, None)  # the formula's text first: bounded before any derivation
+        text, summed = over_steps(claim.formula)
+        parser = Parser(text, None)  # the formula's text first: bounded before any derivation
         step = step_of(problem)
         parser.step = step
+        if summed and not parameter_gradient(step, claim.node):
+            raise GrukitError("formula: a sum over t (sum_t ...) is a parameter gradient's formula: the sum of "
+                              "its per-step parts")
         want, paths = derived(step, claim.node)
         got = parser.parse()
         terms = expanded_terms(got)

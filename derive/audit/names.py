@@ -14,19 +14,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from grukit.derive.audit.replay import Walk
+from grukit.derive.audit.replay import SOFTMAX_HEADS, Walk
 from grukit.derive.errors import GrukitError
 
-_SPELLINGS = ((r"candidate\[", "c["), (r"(?<![\w/])o\[", "logits["), (r"(?<![\w/])p\[", "probabilities["),
-              (r"(?<![\w/])p\[", "softmax["), (r"(?<![\w/])p\[", "y_hat["))
+_SPELLINGS = ((r"candidate\[", "c["), (r"candidate\[", "h~["), (r"(?<![\w/])o\[", "logits["),
+              (r"(?<![\w/])p\[", "probabilities["), (r"(?<![\w/])p\[", "softmax["), (r"(?<![\w/])p\[", "y_hat["))
 """Other spellings of a name's parts: (pattern in a name, replacement)."""
+_OUTPUT_SPELLINGS = ((r"(?<![\w/])o\[", "y_hat["), (r"dL/do\[", "dL/dy_hat["))
+"""y-hat is the output layer's value where no softmax follows it (a squared-error head)."""
+_OUTPUT_LAYER = {"W_o": "W_y", "b_o": "b_y"}
+"""The output layer's parameters as printed derivations name them (``L = (y - W_y h_T)^2``)."""
 _INDEX = re.compile(r"^((?:\[\d+\])*)$")
 
 
 def normal(text: str) -> str:
     """A name as compared: no spaces or product signs, ``∂`` read as ``d``, ``ᵀ`` as ``^T``."""
-    text = text.replace("∂", "d").replace("ᵀ", "^T").replace("′", "'")
-    return re.sub(r"[\s*·⋅]", "", text)
+    text = text.replace("∂", "d").replace("ᵀ", "^T").replace("′", "'").replace("ŷ", "y_hat").replace("y\u0302", "y_hat")
+    return re.sub(r"[\s*·⋅⊙∘]", "", text)
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,11 @@ class NameTable:
         self.lookup: dict[str, str] = {}
         self.spellings: dict[str, list[str]] = {n: [] for n in walk.info}
         replacements = list(_SPELLINGS)
+        if walk.problem.loss is not None and walk.problem.loss.kind not in SOFTMAX_HEADS:
+            replacements += _OUTPUT_SPELLINGS
+        keys = {conv.key(p) for p in conv.parameters()}
+        replacements += [(rf"(?:(?<!\w)|(?<=dL/d)){old}(?!\w)", new) for old, new in _OUTPUT_LAYER.items()
+                         if new not in keys]
         letter = conv.notation.letter("h")
         if letter not in ("h", "c"):
             replacements.append((r"candidate\[", f"{letter}["))

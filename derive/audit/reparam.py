@@ -25,7 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from grukit.derive.cell.convention import GATES, PARAMETER_AXES, Convention, Param
+from grukit.derive.cell.convention import PARAMETER_AXES, Convention, Param
 from grukit.derive.errors import GrukitError
 
 FUNCTION_AXES = ("reset", "candidate_activation", "gate_width", *PARAMETER_AXES)
@@ -122,7 +122,7 @@ def _column(conv: Convention, w: np.ndarray) -> np.ndarray:
 def blocks(conv: Convention, params: dict[Param, np.ndarray], D: int, H: int) -> dict[str, dict]:
     """Per gate, in column form: W (H x D), U (H x H), input and recurrent biases (zeros if absent)."""
     out = {}
-    for g in GATES:
+    for g in conv.gates:
         W = _column(conv, params[Param("input_weight", g)])
         if conv.concatenated:
             h_first = conv.input_form == "concatenated"
@@ -141,7 +141,9 @@ def assemble(conv: Convention, parts: dict[str, dict], D: int, H: int, strict: b
     """A convention's parameters from per-gate column blocks. ``strict``: a bias the target cannot
     hold is an error (:class:`NoMap`); otherwise it is folded in or dropped (the closest layout)."""
     out = {}
-    for g in GATES:
+    for g in conv.gates:
+        if g not in parts:
+            raise NoMap(f"{conv.name} has a reset gate and these weights have none")
         b = parts[g]
         if conv.concatenated:
             stacked = (b["U"], b["W"]) if conv.input_form == "concatenated" else (b["W"], b["U"])

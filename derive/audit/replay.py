@@ -36,6 +36,7 @@ from grukit.derive.cell.records import (
     adjoint,
     backward_records,
 )
+from grukit.derive.cell.terms import terms_of
 from grukit.derive.numeric.bptt import loss_values, step_backward
 from grukit.derive.numeric.evaluate import Engine, StepTrace, column_matrix
 from grukit.derive.numeric.problem import Problem
@@ -170,6 +171,10 @@ class Walk:
                         stage.expr, {o: self.values[n] for o, n in ops.items()}), f"{role}, step {t}",
                         activation=self._activation(stage.target, len(ops)))
                 names[stage.target] = target
+            for term in terms_of(eqs):
+                ops = {o: names[o] for o in term.operands}
+                self.node(term.name.format(**names), ops.values(), lambda term=term, ops=ops: eng.apply(
+                    term.expr, {o: self.values[n] for o, n in ops.items()}), f"{term.what}, step {t}")
             self.steps.append(names)
 
     def _activation(self, target: str, operands: int) -> str:
@@ -233,7 +238,8 @@ class Walk:
         if b_o is None:
             self.alias(f"o[{t}]", prod)
             return prod
-        self.node(f"o[{t}]", (prod,), lambda: self.eng.add(self.value(prod), b_o), f"logits, step {t}")
+        what = "logits" if self.problem.loss.kind in SOFTMAX_HEADS else "the output (y-hat)"
+        self.node(f"o[{t}]", (prod,), lambda: self.eng.add(self.value(prod), b_o), f"{what}, step {t}")
         return f"o[{t}]"
 
     def _output_gradients(self, t: int, W_o, d_out: str, h: str) -> None:

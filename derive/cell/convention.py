@@ -38,6 +38,7 @@ AXES: dict[str, dict[str, str]] = {
     "reset": {
         "before": "candidate = act(W x + U (r * h_{t-1}) + b)",
         "after": "candidate = act(W x + b_i + r * (U h_{t-1} + b_h))",
+        "none": "no reset gate (r = 1): candidate = act(W x + U h_{t-1} + b), as course material unrolls by hand",
     },
     "biases": {
         "none": "no biases",
@@ -348,8 +349,10 @@ class Convention:
             raise ConventionError(f"gate_order: must be a permutation of z, r, h, got {list(self.gate_order)}")
         if self.layout is not None and self.layout not in LAYOUT_NAMES:
             raise ConventionError(f"layout: unknown value {self.layout!r} (choose from {', '.join(LAYOUT_NAMES)})")
-        if self.concatenated and self.reset != "before":
+        if self.concatenated and self.reset == "after":
             raise ConventionError("reset: a weight on [h, x] needs the reset before the recurrent product")
+        if self.reset == "none" and self.layout is not None:
+            raise ConventionError("layout: no framework stores a GRU without a reset gate")
         if self.concatenated and self.biases == "double":
             raise ConventionError("biases: a weight on [h, x] has a single bias per gate at most")
         if self.gate_width == "scalar" and self.layout is not None:
@@ -381,19 +384,24 @@ class Convention:
         return replace(self, **changes)
 
     # --- parameters -------------------------------------------------------------------------
+    @property
+    def gates(self) -> tuple[str, ...]:
+        """The gates the cell has: all of :data:`GATES`, without the reset gate when it has none."""
+        return tuple(g for g in GATES if g != "r" or self.reset != "none")
+
     def parameters(self) -> tuple["Param", ...]:
         """The cell's parameters, in a fixed order (input weights, recurrent weights, biases)."""
         out = []
-        for gate in GATES:
+        for gate in self.gates:
             out.append(Param("input_weight", gate))
         if self.input_form == "separate":
-            for gate in GATES:
+            for gate in self.gates:
                 out.append(Param("recurrent_weight", gate))
         if self.biases != "none":
-            for gate in GATES:
+            for gate in self.gates:
                 out.append(Param("input_bias", gate))
         if self.biases == "double":
-            for gate in GATES:
+            for gate in self.gates:
                 out.append(Param("recurrent_bias", gate))
         return tuple(out)
 

@@ -133,7 +133,8 @@ def cell_equations(convention: Convention) -> CellEquations:
 
     quantities = [Quantity("x", "input", "input"), Quantity("h_prev", "hidden", "previous state")]
     stages: list[Stage] = []
-    for gate, role in (("z", "update gate"), ("r", "reset gate")):
+    gate_roles = {"z": "update gate", "r": "reset gate"}
+    for gate, role in ((g, gate_roles[g]) for g in c.gates if g in gate_roles):
         # a gate's width is the gate itself: one unit for scalar gates (Convention.gate_size)
         quantities += [Quantity("a_" + gate, gate, role + " pre-activation"),
                        Quantity(gate, gate, role, f"through the {role} activation")]
@@ -141,7 +142,10 @@ def cell_equations(convention: Convention) -> CellEquations:
                    Pointwise(gate, gate_activation(c.gate_activation, unit("a_" + gate), c.gate_activation_alpha,
                                                    c.gate_activation_beta, c.clip))]
 
-    if c.reset == "before":
+    if c.reset == "none":  # r = 1: the candidate reads the previous state itself
+        quantities += [Quantity("a_h", "hidden", "candidate pre-activation")]
+        stages += [Affine("a_h", products("h", "h_prev"), biases("h"))]
+    elif c.reset == "before":
         written = f"r ⊙ {state}" if c.notation.reset_product == "gate_first" else f"{state} ⊙ r"
         quantities += [Quantity("q", "hidden", "reset state", f"through the reset product {written}"),
                        Quantity("a_h", "hidden", "candidate pre-activation")]

@@ -20,7 +20,15 @@ LOSS_TYPES = {
     "squared_error": "1/2 sum over t of |y_t - target_t|^2, y_t = h_t or W_o h_t + b_o",
     "weighted_sum": "sum over t of G_t . h_t (the standard probe of a layer's gradients)",
     "final_mse": "mean over units of (h_T - target)^2",
+    "final_squared_error": "|target - y_T|^2 on the last step only, y_T = h_T or W_o h_T + b_o "
+                           "(L = (y - W_y h_T)^2 of printed derivations)",
+    "final_half_squared_error": "1/2 |target - y_T|^2 on the last step only, y_T = h_T or W_o h_T + b_o",
 }
+SQUARED_ERRORS = {"squared_error": sp.Rational(1, 2), "final_half_squared_error": sp.Rational(1, 2),
+                  "final_squared_error": sp.S.One}
+"""The squared-error heads and the factor before their sum of squares."""
+LAST_STEP_OUTPUT_HEADS = ("final_squared_error", "final_half_squared_error")
+"""The heads with one target on the last step, through the output layer when there is one."""
 
 
 @dataclass
@@ -50,8 +58,8 @@ def loss_term(kind: str, outputs: int):
     if kind == "softmax_cross_entropy":
         lse = sp.log(sum(sp.exp(ok) for ok in o))
         expr = sum(yk * (lse - ok) for ok, yk in zip(o, y))
-    elif kind == "squared_error":
-        expr = sp.Rational(1, 2) * sum((ok - yk) ** 2 for ok, yk in zip(o, y))
+    elif kind in SQUARED_ERRORS:
+        expr = SQUARED_ERRORS[kind] * sum((ok - yk) ** 2 for ok, yk in zip(o, y))
     elif kind == "weighted_sum":
         expr = sum(ok * yk for ok, yk in zip(o, y))
     elif kind == "final_mse":

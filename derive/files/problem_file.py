@@ -20,7 +20,7 @@ from grukit.derive.cell.convention import (
     Param,
 )
 from grukit.derive.cell.layouts import LAYOUTS, Layout
-from grukit.derive.cell.losses import LOSS_TYPES, LossHead
+from grukit.derive.cell.losses import LAST_STEP_OUTPUT_HEADS, LOSS_TYPES, LossHead
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.arrays import read_npz, referenced_file
 from grukit.derive.files.convention_file import resolve_convention
@@ -34,6 +34,7 @@ LOSS_KEYS = {
     "squared_error": {"type", "W_o", "b_o", "targets"},
     "weighted_sum": {"type", "G"},
     "final_mse": {"type", "target"},
+    **{kind: {"type", "W_o", "b_o", "target"} for kind in LAST_STEP_OUTPUT_HEADS},
 }
 
 
@@ -209,6 +210,10 @@ def parse_loss(spec, problem: Problem, where: str) -> LossHead:
             raise GrukitError(f"{where}.targets: missing ({T}x{O})")
         targets = to_array(spec["targets"], (T, O), f"{where}.targets")
         return LossHead(kind, tuple(range(T)), tuple(targets), W_o, b_o)
+    if kind in LAST_STEP_OUTPUT_HEADS:
+        if "target" not in spec:
+            raise GrukitError(f"{where}.target: missing ({O} numbers)")
+        return LossHead(kind, (T - 1,), (to_array(spec["target"], (O,), f"{where}.target"),), W_o, b_o)
     if kind == "weighted_sum":
         if "G" not in spec:
             raise GrukitError(f"{where}.G: missing ({T}x{H})")

@@ -53,7 +53,8 @@ _INT = re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[
                     |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$""", re.X)
 _SEXAGESIMAL_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*$")
 _SPECIAL_FLOAT = {".inf", "+.inf", "-.inf", ".nan"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+KEY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Characters a key may not hold: control characters and the Unicode line and paragraph separators."""
 
 
 class YamlRefusal(yaml.MarkedYAMLError):
@@ -152,7 +153,7 @@ class ExactLoader(yaml.SafeLoader):
         if not isinstance(node, ScalarNode):
             raise YamlRefusal(self._field(), "a list or mapping as a key (keys are names)", node.start_mark)
         self._check_scalar(node)
-        if len(node.value) > MAX_KEY or _CONTROL.search(node.value):
+        if len(node.value) > MAX_KEY or KEY_CONTROL.search(node.value):
             raise YamlRefusal(self._field(), f"the key {shown(node.value)}: keys are names of at most {MAX_KEY} "
                               f"characters on one line", node.start_mark)
 
@@ -189,7 +190,7 @@ def _out_of_range(text: str) -> str:
     return f"{shown(text, 40)} is out of range ({NUMBER_RANGE})"
 
 
-def _decimal_problem(text: str, value: Decimal) -> str | None:
+def decimal_problem(text: str, value: Decimal) -> str | None:
     """Why a finite decimal is beyond :data:`NUMBER_RANGE` (None when it is within)."""
     sign, digits, exponent = value.as_tuple()
     if len(digits) > MAX_DIGITS or not -MAX_DIGITS - 300 <= exponent <= 100:
@@ -208,7 +209,7 @@ def _int_problem(text: str, read) -> str | None:
         return _out_of_range(text)
     if not plain.isdigit() or (plain[0] == "0" and plain != "0"):  # 0x.., 0b.., octal 017, 1:30
         return _out_of_range(text) if abs(read()) > LARGEST else None
-    return _decimal_problem(text, Decimal(plain))
+    return decimal_problem(text, Decimal(plain))
 
 
 def _float_problem(text: str) -> str | None:
@@ -225,7 +226,7 @@ def _float_problem(text: str) -> str | None:
         return f"{shown(text, 40)} is not a number"
     if not value.is_finite():
         return None
-    return _decimal_problem(text, value)
+    return decimal_problem(text, value)
 
 
 def _exact_float(loader, node):

@@ -151,3 +151,17 @@ def test_docs_check_runs_from_the_command_line():
     proc = subprocess.run([sys.executable, "-m", "grukit.codegen.cli", "docs", "--check"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_cell_without_a_reset_gate():
+    """``reset: none`` (r = 1): no reset gate, its parameters or stages; the candidate reads h_{t-1} itself."""
+    conv = PRESETS["course-notes"].with_changes(name="no-r", reset="none")
+    assert conv.gates == ("z", "h") and all(p.gate != "r" for p in conv.parameters())
+    eqs = cell_equations(conv)
+    assert [s.target for s in eqs.stages] == ["a_z", "z", "a_h", "c", "h"]
+    assert [p.operands for p in eqs.stage("a_h").products] == [("x",), ("h_prev",)]
+    assert eqs.stage("a_h").biases == (Param("input_bias", "h"),)
+    colah = PRESETS["colah"].with_changes(name="colah-no-r", reset="none")
+    assert [p.operands for p in cell_equations(colah).stage("a_h").products] == [("h_prev", "x")]
+    with pytest.raises(ConventionError, match="no framework stores a GRU without a reset gate"):
+        PRESETS["keras"].with_changes(reset="none")

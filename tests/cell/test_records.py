@@ -7,6 +7,7 @@ from __future__ import annotations
 import mpmath
 import pytest
 from helpers import ROOT
+from helpers.random_problems import CHECKED
 
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.cell.records import (
@@ -25,10 +26,10 @@ from grukit.derive.numeric.solve import solve
 COURSE = ROOT / "docs" / "examples" / "course-notes.yaml"
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", list(CHECKED))
 def test_records_assign_every_adjoint_once_before_it_is_read(name):
-    rec = backward_records(PRESETS[name])
-    conv = PRESETS[name]
+    rec = backward_records(CHECKED[name])
+    conv = CHECKED[name]
     assigned = {"h"}
     for r in rec.records:
         if isinstance(r, SumRecord):

@@ -1,6 +1,6 @@
 """Check 5a: for every preset, grukit's gradients equal the derivative of the fully expanded loss.
 
-At D=2, H=3, T=2, for all 13 presets:
+At D=2, H=3, T=2, for all 13 presets and the reset-free conventions (tests/helpers/random_problems.py):
 
 * grukit's ``exact`` engine (the per-unit symbolic reverse mode evaluated in mpmath) and grukit's
   reverse mode run on the ``symbolic`` engine (SymPy expressions in every symbol, then evaluated)
@@ -20,10 +20,9 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
-from helpers.random_problems import random_problem, symbolic_backward
+from helpers.random_problems import CHECKED, random_problem, symbolic_backward
 
 from grukit.derive.cell.functions import sigmoid
-from grukit.derive.cell.presets import PRESETS
 from grukit.derive.check import explicit as ex
 from grukit.derive.check.expression_graph import Elementwise
 from grukit.derive.numeric.solve import solve
@@ -46,7 +45,7 @@ def seed_of(name: str) -> int:
 def expanded():
     """Per preset: the problem, its expanded loss and the graph derivative (0.05 s each)."""
     out = {}
-    for name in PRESETS:
+    for name in CHECKED:
         p = random_problem(name, D, H, T, seed_of(name))
         explicit, grad = ex.problem_gradient(p)
         out[name] = (p, explicit, grad)
@@ -61,7 +60,7 @@ def grukit_by_symbol(solution, explicit: ex.ExplicitLoss) -> dict:
     return {s: v for syms, vals in pairs for s, v in zip(np.ravel(syms), np.ravel(vals))}
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", list(CHECKED))
 def test_exact_engine_equals_expanded_derivative_every_entry(name, expanded):
     p, explicit, grad = expanded[name]
     sol = solve(p, "exact", gradients=True)
@@ -73,7 +72,7 @@ def test_exact_engine_equals_expanded_derivative_every_entry(name, expanded):
     assert max(abs(v) for v in grad.by_symbol.values()) > 1e-3
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", list(CHECKED))
 def test_symbolic_engine_gradients_equal_expanded_derivative(name, expanded):
     """grukit's reverse mode on SymPy symbols, evaluated at the numbers. keras2 runs at T=1: the
     symbolic engine writes the hard sigmoid as a Piecewise, and SymPy's folding of Piecewise
@@ -92,7 +91,7 @@ def test_symbolic_engine_gradients_equal_expanded_derivative(name, expanded):
     assert worst < TOL
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", list(CHECKED))
 def test_literal_sympy_diff_of_expanded_loss(name, expanded):
     p, explicit, _ = expanded[name]
     symbols = explicit.all_symbols()
@@ -116,7 +115,8 @@ def _exact_difference_is_zero(name: str) -> None:
         assert sp.simplify(ours - sp.diff(L, s)) == 0, (name, s)
 
 
-@pytest.mark.parametrize("name", ["cho2014", "course-notes", "homework", "colah", "keras-reset-before", "pytorch"])
+@pytest.mark.parametrize("name", ["cho2014", "course-notes", "homework", "colah", "keras-reset-before", "pytorch",
+                                  "course-notes-reset-free"])
 def test_symbolic_gradient_minus_sympy_diff_simplifies_to_zero(name):
     """Six presets that cover every axis but the hard sigmoid (simplifying keras2's Piecewise takes
     ~10 s) in 1-2 s each; the numeric checks above cover all thirteen."""

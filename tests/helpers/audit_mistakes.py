@@ -21,7 +21,8 @@ def run(axes: dict, w: dict, inputs, h0, G=None, mistake: str = "") -> list[dict
     """Every named number of a hand calculation, one dict per step, with ``mistake`` made:
     "update-rule", "reset-placement", "transposed-U_r", "swapped-z-r", "never-carried",
     "tanh-misread" (step 1's tanh printed 0.03 too high) (forward);
-    "drop-U_z-path", "missing-sigma-z", "sign-dz" (backward of the loss sum_t G_t . h_t; the backward
+    "drop-U_z-path", "direct-path-only" (dL/dh[t-1] kept only directly through the state update),
+    "missing-sigma-z", "sign-dz" (backward of the loss sum_t G_t . h_t; the backward
     pass is written for reset-before cells). Weights: W_g, U_g, b_g (input bias), br_g (recurrent)."""
     row = axes["orientation"] == "row"
     act = GATE_ACTS[axes.get("gate_activation", "sigmoid")]
@@ -89,6 +90,8 @@ def _backward(out, G, W, U, keeps, mistake, mulT) -> None:
         parts = [direct, s["d_q"] * r, mulT(U["r"], s["d_a_r"]), mulT(U["z"], s["d_a_z"])]
         if mistake == "drop-U_z-path":
             parts = parts[:3]
+        if mistake == "direct-path-only":
+            parts = parts[:1]
         s["d_h_prev"] = sum(parts)
         carry = s["d_h_prev"]
 

@@ -8,7 +8,8 @@ ONNX GRU operator specification (``onnx/defs/rnn/defs.cc``):
 
 * update rule ``z_keeps_old``: ``h = z*h_prev + (1-z)*c``; ``z_admits_new``: ``h = (1-z)*h_prev + z*c``;
 * reset ``before``: ``c = act(W_h x + U_h (r*h_prev) + b_ih + b_hh)``;
-  ``after``: ``c = act(W_h x + b_ih + r*(U_h h_prev + b_hh))``;
+  ``after``: ``c = act(W_h x + b_ih + r*(U_h h_prev + b_hh))``; ``none`` (no reset gate, r = 1):
+  ``c = act(W_h x + U_h h_prev + b_ih + b_hh)``;
 * ``concatenated`` input form (Colah): one weight per gate on ``[h_prev; x]`` (``[r*h_prev; x]`` for c);
 * ``row`` orientation: ``x @ W`` (W is in x out); ``column``: ``W @ x``;
 * gate activations: logistic, Keras 2's ``clip(0.2a + 0.5, 0, 1)``, Keras 3's ``relu6(a + 3)/6``.
@@ -50,8 +51,10 @@ def gru_reference(axes: dict, params: dict, inputs, h0) -> list[dict[str, np.nda
     steps = []
     for x in np.asarray(inputs, dtype=float):
         z = sig(pre("z", h, x))
-        r = sig(pre("r", h, x))
-        if axes["reset"] == "before":
+        r = sig(pre("r", h, x)) if axes["reset"] != "none" else np.ones_like(h)
+        if axes["reset"] == "none":
+            a = pre("h", h, x)
+        elif axes["reset"] == "before":
             a = pre("h", r * h, x)
         else:
             a = (mul(params[("input_weight", "h")], x) + bias("input_bias", "h")

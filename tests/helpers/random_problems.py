@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import sympy as sp
+import yaml
 
+from grukit.derive.audit.compare import problem_mapping
 from grukit.derive.cell.equations import cell_equations
 from grukit.derive.cell.losses import LossHead
 from grukit.derive.cell.presets import PRESETS
@@ -17,10 +19,20 @@ from grukit.derive.numeric.bptt import Gradient, backward
 from grukit.derive.numeric.evaluate import engine, forward
 from grukit.derive.numeric.problem import Problem
 
+RESET_FREE = {c.name: c for c in (
+    PRESETS["course-notes"].with_changes(name="course-notes-reset-free", reset="none",
+                                         description="the course notes' cell without a reset gate (r = 1)"),
+    PRESETS["d2l"].with_changes(name="d2l-reset-free", reset="none",
+                                description="d2l's cell (row vectors, z keeps the old state) without a reset gate"),
+)}
+"""Conventions without a reset gate (``reset: none``), which no preset has: checked as the presets are."""
+CHECKED = PRESETS | RESET_FREE
+"""Every convention the independent checks run on: the presets and the reset-free ones."""
+
 
 def random_problem(name: str, D: int, H: int, T: int, seed: int, **numbers) -> Problem:
     """One-decimal numbers in [-0.9, 0.9]; a weighted-sum loss. ``numbers`` overrides parameters by key."""
-    conv = PRESETS[name]
+    conv = CHECKED[name]
     rng = np.random.default_rng(seed)
 
     def rnd(shape):
@@ -33,6 +45,13 @@ def random_problem(name: str, D: int, H: int, T: int, seed: int, **numbers) -> P
         params[p] = np.array(value, dtype=object).reshape(conv.param_shape(p, D, H))
     head = LossHead("weighted_sum", tuple(range(T)), tuple(rnd((T, H))))
     return Problem(Path(f"<{name}>"), conv, rnd((T, D)), rnd((H,)), params, loss=head)
+
+
+def problem_yaml(problem: Problem) -> str:
+    """A random problem as a problem file's text, its convention written out as axes when it is no preset."""
+    data = problem_mapping(problem.convention, {"inputs": problem.inputs, "h0": problem.h0, "params": problem.params})
+    data["loss"] = {"type": "weighted_sum", "G": np.asarray(problem.loss.targets, dtype=float).tolist()}
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 def symbolic_backward(problem: Problem, explicit) -> Gradient:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import ROOT
+from helpers.random_problems import RESET_FREE
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -404,6 +405,22 @@ def test_a_convention_that_is_no_preset_is_rendered_into_the_cache(tmp_path, mon
     states, want = reference(custom, w, x, h0, dh)
     assert rel(fwd.h, states) < 1e-12
     assert max(rel(grads[key], want[key]) for key in want) < 1e-12
+
+
+@pytest.mark.parametrize("name", list(RESET_FREE))
+def test_a_convention_without_a_reset_gate_is_rendered_into_the_cache(tmp_path, monkeypatch, name):
+    """``reset: none`` (r = 1): the emitter lowers the stages it has, nothing of a reset gate."""
+    monkeypatch.setenv("GRUKIT_KERNEL_CACHE", str(tmp_path))
+    conv = RESET_FREE[name]
+    k = kernels.load(conv, "float64")
+    source = Path(k.module.__file__).read_text()
+    assert "a_r" not in source and "W_r" not in source
+    w, x, h0, dh = case(conv, B=3, T=5, D=2, H=3, seed=6)
+    fwd = k.forward(x, h0, w)
+    grads = k.backward(fwd, dh)
+    states, want = reference(conv, w, x, h0, dh)
+    assert rel(fwd.h, states) < 1e-12
+    assert set(grads) == set(want) and max(rel(grads[key], want[key]) for key in want) < 1e-12
 
 
 # --- the command line -----------------------------------------------------------------------------

@@ -74,6 +74,11 @@ HEADS = {
     "softmax_cross_entropy (class index)": lambda O, T, H: {
         "type": "softmax_cross_entropy", "W_o": "W_o", "target": 1},
     "final_mse": lambda O, T, H: {"type": "final_mse", "target": [0.2, -0.1, 0.4]},
+    "final_squared_error (output layer)": lambda O, T, H: {
+        "type": "final_squared_error", "W_o": "W_o", "target": [0.3, -0.4]},
+    "final_half_squared_error (output layer, bias)": lambda O, T, H: {
+        "type": "final_half_squared_error", "W_o": "W_o", "b_o": [0.1, -0.2], "target": [0.3, -0.4]},
+    "final_squared_error (state)": lambda O, T, H: {"type": "final_squared_error", "target": [0.2, -0.1, 0.4]},
 }
 
 
@@ -106,6 +111,9 @@ def numpy_loss(problem_map: dict) -> float:
         return sum(0.5 * float(np.sum((out(h) - y) ** 2)) for h, y in zip(hs, np.array(loss["targets"], float)))
     if loss["type"] == "final_mse":
         return float(np.mean((hs[-1] - np.array(loss["target"], float)) ** 2))
+    if loss["type"] in ("final_squared_error", "final_half_squared_error"):
+        scale = 1.0 if loss["type"] == "final_squared_error" else 0.5
+        return scale * float(np.sum((np.array(loss["target"], float) - out(hs[-1])) ** 2))
     o = out(hs[-1])
     y = np.eye(len(o))[loss["target"]] if isinstance(loss["target"], int) else np.array(loss["target"], float)
     return float(-np.sum(y * (o - np.log(np.sum(np.exp(o))))))

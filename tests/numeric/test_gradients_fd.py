@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.numpy_gru import gru_reference
+from helpers.random_problems import CHECKED
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from grukit.derive.cell.presets import PRESETS
+from grukit.derive.audit.compare import convention_spec
 from grukit.derive.files.problem_file import problem_from_mapping
 from grukit.derive.numeric.solve import solve
 
@@ -25,7 +26,7 @@ EPS = 1e-6
 REL_TOL = 1e-6
 KINKS = {"hard_sigmoid_keras2": (-2.5, 2.5), "hard_sigmoid_keras3": (-3.0, 3.0)}
 HEADS = ["weighted_sum", "squared_error", "squared_error+output", "softmax_cross_entropy",
-         "softmax_cross_entropy+index", "final_mse"]
+         "softmax_cross_entropy+index", "final_mse", "final_squared_error+output", "final_half_squared_error"]
 
 
 def to_list(a: np.ndarray):
@@ -34,7 +35,7 @@ def to_list(a: np.ndarray):
 
 def build(name: str, D: int, H: int, T: int, head: str, O: int, seed: int):
     """A problem mapping (as a YAML file would give it) with float64 numbers, and the raw arrays."""
-    conv = PRESETS[name]
+    conv = CHECKED[name]
     rng = np.random.default_rng(seed)
     weights = {conv.key(p): rng.uniform(-1, 1, conv.param_shape(p, D, H)) for p in conv.parameters()}
     inputs = rng.uniform(-1, 1, (T, D))
@@ -47,16 +48,20 @@ def build(name: str, D: int, H: int, T: int, head: str, O: int, seed: int):
         loss = {"type": "squared_error", "targets": rng.uniform(-1, 1, (T, H))}
     elif head == "final_mse":
         loss = {"type": "final_mse", "target": rng.uniform(-1, 1, H)}
+    elif head == "final_half_squared_error":
+        loss = {"type": "final_half_squared_error", "target": rng.uniform(-1, 1, H)}
     else:
         loss = {"W_o": rng.uniform(-1, 1, (O, H) if column else (H, O)), "b_o": rng.uniform(-0.5, 0.5, O)}
         if head == "squared_error+output":
             loss.update(type="squared_error", targets=rng.uniform(-1, 1, (T, O)))
+        elif head == "final_squared_error+output":
+            loss.update(type="final_squared_error", target=rng.uniform(-1, 1, O))
         elif head == "softmax_cross_entropy":
             p = rng.uniform(0, 1, O)
             loss.update(type="softmax_cross_entropy", target=p / p.sum())  # a soft target
         else:
             loss.update(type="softmax_cross_entropy", target=int(rng.integers(O)))
-    mapping = {"convention": name, "inputs": to_list(inputs), "h0": to_list(h0),
+    mapping = {"convention": convention_spec(conv), "inputs": to_list(inputs), "h0": to_list(h0),
                "weights": {k: to_list(v) for k, v in weights.items()},
                "loss": {k: (to_list(v) if isinstance(v, np.ndarray) else v) for k, v in loss.items()}}
     return mapping
@@ -65,7 +70,7 @@ def build(name: str, D: int, H: int, T: int, head: str, O: int, seed: int):
 # --- the independent loss ----------------------------------------------------------------------
 
 def numpy_loss(name: str, weights: dict, inputs, h0, loss: dict) -> float:
-    conv = PRESETS[name]
+    conv = CHECKED[name]
     params = {(p.role, p.gate): np.asarray(weights[conv.key(p)], dtype=float) for p in conv.parameters()}
     hs = [s["h"] for s in gru_reference(conv.axes(), params, inputs, h0)]
     column = conv.orientation == "column"
@@ -83,6 +88,9 @@ def numpy_loss(name: str, weights: dict, inputs, h0, loss: dict) -> float:
         return float(sum(0.5 * np.sum((out(h) - y) ** 2) for h, y in zip(hs, np.asarray(loss["targets"], dtype=float))))
     if kind == "final_mse":
         return float(np.mean((hs[-1] - np.asarray(loss["target"], dtype=float)) ** 2))
+    if kind in ("final_squared_error", "final_half_squared_error"):
+        scale = 1.0 if kind == "final_squared_error" else 0.5
+        return scale * float(np.sum((np.asarray(loss["target"], dtype=float) - out(hs[-1])) ** 2))
     o = out(hs[-1])
     target = loss["target"]
     y = np.eye(len(o))[target] if isinstance(target, int) else np.asarray(target, dtype=float)
@@ -120,7 +128,7 @@ def finite_differences(name: str, mapping: dict) -> dict[str, np.ndarray]:
 
 
 def away_from_kinks(name: str, solution) -> bool:
-    kinks = KINKS.get(PRESETS[name].gate_activation)
+    kinks = KINKS.get(CHECKED[name].gate_activation)
     if kinks is None:
         return True
     pre = np.concatenate([np.ravel(np.asarray(tr.values[q], dtype=float))
@@ -152,13 +160,13 @@ def check(name: str, D: int, H: int, T: int, head: str, O: int, seed: int, drawn
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(sorted(PRESETS)), D=st.integers(1, 3), H=st.integers(1, 3), T=st.integers(1, 3),
+@given(name=st.sampled_from(sorted(CHECKED)), D=st.integers(1, 3), H=st.integers(1, 3), T=st.integers(1, 3),
        head=st.sampled_from(HEADS), O=st.integers(2, 3), seed=st.integers(0, 2 ** 32 - 1))
 def test_gradients_match_central_finite_differences(name, D, H, T, head, O, seed):
     check(name, D, H, T, head, O, seed, drawn=True)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(CHECKED))
 @pytest.mark.parametrize("head", HEADS)
 def test_every_preset_and_head_once(name, head):
     """The same check on a fixed grid, so that each (preset, head) pair runs in every CI run."""

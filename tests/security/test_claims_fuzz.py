@@ -8,6 +8,7 @@ command line, so that any other exception fails the test with its traceback.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -142,3 +143,32 @@ def test_random_formulas_are_checked_or_refused_in_one_line(tmp_path, name, form
     cf = _outcome(load_claims, path)
     if cf is not None and cf.claims[0].formula is not None:
         _outcome(check_formula, cf, cf.claims[0])
+
+
+JSONISH = st.lists(st.sampled_from(list('{}[]",:0123456789.-+eE \n') + [
+    '"z[1]"', '"claims"', '"problem"', '"p.yaml"', '"0.850"', "NaN", "-Infinity", "true", "null", "1e999999999",
+    "9" * 120, '"\\u0000"', '"\\ud800"', '"\\""', '"a\\u2028b"', "\ufeff", "[" * 40, "]" * 40]),
+    max_size=60).map("".join)
+
+
+@FUZZ
+@given(text=JSONISH)
+def test_any_text_as_a_json_claims_file_is_a_result_or_one_line(tmp_path, text):
+    """Random JSON-ish text (NaN, huge numbers, lone surrogates, deep brackets, half an object) read
+    as a JSON claims file."""
+    (tmp_path / "p.yaml").write_text(COURSE)
+    path = tmp_path / "c.json"
+    path.write_text(text, encoding="utf-8")
+    _outcome(load_claims, path)
+
+
+@FUZZ
+@given(claims=st.dictionaries(st.sampled_from(CLAIM_NAMES) | st.text(max_size=10), VALUES | FORMULAS,
+                              min_size=1, max_size=4),
+       extra=st.dictionaries(st.sampled_from(["decimals", "title", "problem", "notes"]), VALUES, max_size=2))
+def test_random_claims_as_json_are_a_result_or_one_line(tmp_path, claims, extra):
+    """The random claims above written as JSON (NaN and Infinity as Python's json writes them)."""
+    (tmp_path / "p.yaml").write_text(COURSE)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"problem": "p.yaml", "claims": claims, **extra}))
+    _outcome(load_claims, path)

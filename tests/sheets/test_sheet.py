@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from helpers import ROOT
+from helpers.random_problems import RESET_FREE, problem_yaml, random_problem
 
 from grukit.codegen import output as output_module
 from grukit.codegen.cli.main import main
@@ -284,6 +285,17 @@ def test_every_preset_gives_a_sheet(tmp_path, name):
     assert tex.count(r"\begin{aligned}") == tex.count(r"\end{aligned}")
     assert "\x01" not in tex and "\x01" not in md
     assert "Back-propagation through time: the sums" in tex
+
+
+@pytest.mark.parametrize("name", sorted(RESET_FREE))
+def test_a_cell_without_a_reset_gate_gives_a_sheet_without_one(tmp_path, name):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(problem_yaml(random_problem(name, 2, 2, 2, seed=3)))
+    sheet = build_sheet(load_problem(path))
+    tex, md = sheet.tex(), sheet.markdown()
+    assert tex.count(r"\begin{aligned}") == tex.count(r"\end{aligned}")
+    assert "Back-propagation through time: the sums" in tex
+    assert "r_{" not in tex and "W_{r}" not in tex and "reset gate" not in md.lower().replace("no reset gate", "")
 
 
 def test_bptt_shows_each_steps_contribution_and_the_sum(tmp_path):

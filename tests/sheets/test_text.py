@@ -275,6 +275,14 @@ def test_final_mse_description_is_math(tmp_path):
     assert ("math", r"L = \tfrac{1}{2} \left\lVert h_{2} - y_{2} \right\rVert^{2}") in statement(build_sheet(problem))
 
 
+@pytest.mark.parametrize("kind, half", [("final_squared_error", ""), ("final_half_squared_error", r"\tfrac{1}{2} ")])
+def test_a_last_step_squared_error_through_the_output_layer_is_math(tmp_path, kind, half):
+    loss = {"type": kind, "W_o": [[0.4, -0.2], [-0.1, 0.5]], "b_o": [0.1, -0.1], "target": [0.5, -0.5]}
+    problem = problem_with(tmp_path, "course-notes", 2, loss=loss)
+    formula = rf"L = {half}\left\lVert W_{{o}} h_{{2}} + b_{{o}} - y_{{2}} \right\rVert^{{2}}"
+    assert ("math", formula) in statement(build_sheet(problem))
+
+
 # --- 6. a convention derived from a preset -------------------------------------------------------------
 
 def test_a_convention_from_a_preset_describes_what_it_changed(tmp_path):
