@@ -32,7 +32,7 @@ import numpy as np
 
 from grukit.derive.audit.claims import Printed, exact, load_claims, load_literal_file
 from grukit.derive.audit.replay import Walk
-from grukit.derive.cell.convention import GATES, Convention, ConventionError, Param
+from grukit.derive.cell.convention import Convention, ConventionError, Param
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
 from grukit.derive.files.arrays import referenced_file
@@ -131,27 +131,29 @@ def readings(problem: Problem):
     square = [p for p in conv.parameters()
               if np.ndim(params[p]) == 2 and np.shape(params[p])[0] == np.shape(params[p])[1] > 1]
     bias_readings = ["as given"] + (["rows swapped", "recurrent row left out"] if conv.biases == "double" else [])
-    for update, reset, act in product(("z_keeps_old", "z_admits_new"), ("before", "after"), GATE_ACTIVATIONS):
+    gates = conv.gates
+    resets = ("before", "after") if conv.reset != "none" else ("none",)  # no reset gate: no position to read
+    for update, reset, act in product(("z_keeps_old", "z_admits_new"), resets, GATE_ACTIVATIONS):
         try:
             variant = conv.with_changes(update_rule=update, reset=reset, gate_activation=act)
         except ConventionError:
             continue
-        for order, transposed, bias in product(permutations(GATES), (False, True) if square else (False,),
+        for order, transposed, bias in product(permutations(gates), (False, True) if square else (False,),
                                                bias_readings):
-            if any(np.shape(params[Param(p.role, order[GATES.index(p.gate)])]) != np.shape(params[p])
+            if any(np.shape(params[Param(p.role, order[gates.index(p.gate)])]) != np.shape(params[p])
                    for p in conv.parameters()):
                 continue  # scalar gates: the candidate's blocks cannot be read as a gate's
             changed = _read(params, conv, order, square if transposed else [], bias)
             axes = {"update_rule": update, "reset": reset, "gate_activation": act, "gate_order": list(order),
                     "transposed": transposed, "biases": bias}
-            reads = _reading_parts(order, transposed, bias)
+            reads = _reading_parts(order, gates, transposed, bias)
             label = _label(stated, variant, reads)
             yield label, axes, len(_axis_changes(stated, variant)) + len(reads), variant, changed
 
 
 def _read(params: dict, conv, order, square: list, bias: str) -> dict:
     """The parameters with gate g taking the blocks of gate order[g], square ones transposed, biases re-read."""
-    out = {p: params[Param(p.role, order[GATES.index(p.gate)])] for p in conv.parameters()}
+    out = {p: params[Param(p.role, order[conv.gates.index(p.gate)])] for p in conv.parameters()}
     out = {p: (v.T if p in square else v) for p, v in out.items()}
     if bias == "rows swapped":
         out = {p: out[Param({"input_bias": "recurrent_bias", "recurrent_bias": "input_bias"}.get(p.role, p.role),
@@ -166,11 +168,11 @@ def _axis_changes(stated: Convention, variant: Convention) -> list[str]:
     return [f"{axis}={value}" for axis, value in variant.axes().items() if stated.axes()[axis] != value]
 
 
-def _reading_parts(order, transposed: bool, bias: str) -> list[str]:
+def _reading_parts(order, gates: tuple[str, ...], transposed: bool, bias: str) -> list[str]:
     """How a reading takes the arrays, where it differs from as given."""
     parts = []
-    if tuple(order) != GATES:
-        parts.append("z, r, h read from the blocks of " + ", ".join(order))
+    if tuple(order) != gates:
+        parts.append(", ".join(gates) + " read from the blocks of " + ", ".join(order))
     if transposed:
         parts.append("square weights transposed")
     if bias != "as given":

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from helpers import EXAMPLES, copy_examples
 from helpers.numpy_gru import gru_reference
+from helpers.random_problems import problem_yaml, random_problem
 
 from grukit.codegen.cli.main import main
 from grukit.derive.cell.presets import PRESETS
@@ -135,3 +136,21 @@ def test_forward_refuses_the_mismatch_in_one_line_pointing_to_identify(tmp_path,
         err = capsys.readouterr().err
         assert len(err.splitlines()) == 1 and "bias: expected shape 2x9, got 9" in err
         assert "biases: single" in err and "grukit identify" in err
+
+
+def test_a_reset_free_cell_is_identified_among_readings_without_a_reset_gate(tmp_path, capsys):
+    """A cell with no reset gate (reset: none) has no reset position and no r blocks to permute: identify
+    reads it under the update rules, gate activations and z/h block orders only, and the stated reading
+    fits the plain NumPy GRU's states."""
+    problem = random_problem("course-notes-reset-free", 2, 3, 3, seed=5)
+    conv = problem.convention
+    params = {(p.role, p.gate): np.asarray(v, dtype=float) for p, v in problem.params.items()}
+    steps = gru_reference(conv.axes(), params, np.asarray(problem.inputs, dtype=float),
+                          np.asarray(problem.h0, dtype=float))
+    text = problem_yaml(problem) + f"observed: {{h: {np.array([s['h'] for s in steps]).round(9).tolist()}}}\n"
+    (tmp_path / "p.yaml").write_text(text)
+    data = identify_json(capsys, tmp_path / "p.yaml")
+    best = data["ranking"][0]
+    assert data["fits"] is True and best["residual"] < 1e-8
+    assert best["axes"]["reset"] == "none" and best["axes"]["gate_order"] == ["z", "h"]
+    assert all(r["axes"]["reset"] == "none" for r in data["ranking"])
