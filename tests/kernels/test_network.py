@@ -1,0 +1,191 @@
+"""Whole networks on the kernels (codegen/kernels/network.py) against the numpy engine's walk of the
+same networks cell by cell and step by step (derive/layers/run.py): every composition rule (merges,
+output and final rules, processing order, gaps, empty rows), stacked layers, presets and custom
+conventions (ONNX activations, clip), forward and every gradient, 1e-12 float64 relative to each
+array's largest entry; float32 against float64; every example layer problem through the CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import ROOT
+from helpers.networks import composed_network, random_cell
+
+from grukit.codegen.cli.main import main
+from grukit.codegen.kernels.network import NetworkKernels, Steps
+from grukit.derive.cell.presets import PRESETS
+from grukit.derive.errors import GrukitError
+from grukit.derive.layers.network import Layer, Network
+from grukit.derive.layers.run import arrange_outputs, backward_network, run_network, unarrange_outputs
+from grukit.derive.numeric.batch import BatchedNumpyEngine
+
+TOL = 1e-12
+
+
+def close(ours, theirs, tol=TOL, what=""):
+    ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
+    assert ours.shape == theirs.shape, what
+    scale = max(np.max(np.abs(theirs), initial=0.0), 1e-300)
+    assert np.max(np.abs(ours - theirs), initial=0.0) <= tol * scale, (what, np.max(np.abs(ours - theirs)))
+
+
+def compare(net, inputs, h0, valid, rng, dtype="float64", tol=TOL):
+    """The kernels' pass and gradients against the numpy engine's, under a random weighted-sum loss of
+    the outputs and h_n."""
+    eng = BatchedNumpyEngine()
+    run = run_network(net, inputs, h0, valid, eng)
+    expected = arrange_outputs(net, run.outputs)
+    G = rng.uniform(-1, 1, expected.shape)
+    G_h = [rng.uniform(-1, 1, h.T.shape) for h in run.h_n]
+    grad = backward_network(run, unarrange_outputs(net, G), [g.T for g in G_h])
+    kernels = NetworkKernels(net, dtype)
+    fwd = kernels.forward(inputs.astype(dtype), [h.astype(dtype) for h in h0], valid)
+    close(fwd.outputs, expected, tol, "outputs")
+    for i, h in enumerate(fwd.h_n):
+        close(h, run.h_n[i].T, tol, f"h_n[{i}]")
+    ours = kernels.backward(fwd, G.astype(dtype), [g.astype(dtype) for g in G_h])
+    close(ours.inputs, np.stack(grad.inputs).transpose(2, 0, 1), tol, "inputs")
+    for i in range(len(net.cells)):
+        close(ours.h0[i], grad.h0[i].T, tol, f"h0[{i}]")
+        for p, v in grad.params[i].items():
+            close(ours.params[i][p], v, tol, f"cell {i} {p}")
+    return kernels, fwd
+
+
+GAPS = np.array([[1, 0, 1, 1], [0, 0, 0, 0], [1, 1, 0, 0]])  # a gap, an empty sequence, a prefix
+
+
+@pytest.mark.parametrize("merge, padded, order, final", [
+    ("concat", "zero", "input", "zero_if_empty"),
+    ("mul", "previous", "processing", "last"),
+    ("ave", "zero", "input", "last"),
+    ("sum", "previous", "input", "zero_if_empty"),
+    ("stack", "zero", "input", "last"),
+    ("none", "previous", "processing", "last"),
+])
+def test_every_composition_rule_with_activations_clip_and_masks(merge, padded, order, final):
+    rng = np.random.default_rng(3)
+    net = composed_network(rng, "none", merge, padded, order, final)
+    B, T, D, H = 3, 4, 2, 3
+    inputs = rng.uniform(-1.5, 1.5, (B, T, D))
+    h0 = [rng.uniform(-0.5, 0.5, (B, H)) for _ in range(4)]
+    compare(net, inputs, h0, GAPS, rng)
+    compare(net, inputs, h0, None, rng)
+
+
+@pytest.mark.parametrize("form", ["onnx_layout0", "onnx_layout1"])
+def test_onnx_output_forms(form):
+    rng = np.random.default_rng(7)
+    conv = PRESETS["onnx-lbr1"]
+    B, T, D, H = 4, 5, 3, 2
+    net = Network("onnx", [Layer((random_cell(rng, conv, D, H), random_cell(rng, conv, D, H, "reverse")), "stack")],
+                  "zero_if_empty", form)
+    valid = (np.arange(T)[None, :] < np.array([5, 0, 3, 1])[:, None]).astype(int)
+    compare(net, rng.uniform(-2, 2, (B, T, D)), [rng.uniform(-1, 1, (B, H)) for _ in range(2)], valid, rng)
+
+
+@pytest.mark.parametrize("name", ["pytorch", "keras_reset_before", "homework", "cho2014"])
+def test_presets_in_stacks_of_every_direction(name):
+    """A bidirectional layer under a reverse one under a forward one, lengths as PyTorch packs them;
+    reset-before conventions and a scalar gate (homework) included."""
+    conv = PRESETS[name.replace("_", "-")] if name.replace("_", "-") in PRESETS else PRESETS[name]
+    rng = np.random.default_rng(len(name))
+    B, T, D, H = 5, 6, 3, 4
+    layers = [Layer((random_cell(rng, conv, D, H), random_cell(rng, conv, D, H, "reverse"))),
+              Layer((random_cell(rng, conv, 2 * H, H, "reverse"),)),
+              Layer((random_cell(rng, conv, H, H),))]
+    net = Network("pytorch", layers)
+    valid = (np.arange(T)[None, :] < np.array([6, 2, 1, 6, 4])[:, None]).astype(int)
+    h0 = [rng.uniform(-0.5, 0.5, (B, H)) for _ in range(4)]
+    compare(net, rng.uniform(-1, 1, (B, T, D)), h0, valid, rng)
+
+
+def test_float32_network_is_float64s_to_float32_accuracy():
+    rng = np.random.default_rng(11)
+    net = composed_network(rng, "none", "concat", "zero", "input", "last")
+    B, T, D, H = 3, 4, 2, 3
+    inputs, h0 = rng.uniform(-1, 1, (B, T, D)), [rng.uniform(-0.5, 0.5, (B, H)) for _ in range(4)]
+    compare(net, inputs, h0, GAPS, rng, dtype="float32", tol=2e-5)
+
+
+def test_threads_change_no_number():
+    rng = np.random.default_rng(12)
+    conv = PRESETS["pytorch"]
+    net = Network("pytorch", [Layer((random_cell(rng, conv, 3, 4), random_cell(rng, conv, 3, 4, "reverse")))])
+    x, valid = rng.uniform(-1, 1, (3, 5, 3)), GAPS[:, [0, 1, 2, 3, 3]]
+    runs = [NetworkKernels(net, threads=t) for t in (True, False)]
+    fwds = [k.forward(x, None, valid) for k in runs]
+    np.testing.assert_array_equal(fwds[0].outputs, fwds[1].outputs)
+    G = rng.uniform(-1, 1, fwds[0].outputs.shape)
+    grads = [k.backward(f, G) for k, f in zip(runs, fwds)]
+    np.testing.assert_array_equal(grads[0].inputs, grads[1].inputs)
+    for a, b in zip(grads[0].params, grads[1].params):
+        for p in a:
+            np.testing.assert_array_equal(a[p], b[p])
+
+
+def test_steps_gather_each_rows_valid_steps_in_processing_order():
+    valid = np.array([[1, 0, 1, 1], [0, 0, 0, 0], [0, 1, 1, 0]], bool)
+    fwd, rev = Steps.of(valid, False), Steps.of(valid, True)
+    assert fwd.counts.tolist() == [3, 0, 2]
+    assert fwd.gather[0, :3].tolist() == [0, 2, 3] and fwd.gather[2, :2].tolist() == [1, 2]
+    assert rev.gather[0, :3].tolist() == [3, 2, 0] and rev.gather[2, :2].tolist() == [2, 1]
+    assert fwd.held[0].tolist() == [0, 0, 1, 2] and rev.held[0].tolist() == [2, 1, 1, 0]
+    assert fwd.held[2].tolist() == [-1, 0, 1, 1] and rev.held[2].tolist() == [1, 1, 0, -1]
+
+
+def test_bad_input_is_one_line():
+    rng = np.random.default_rng(13)
+    net = Network("pytorch", [Layer((random_cell(rng, PRESETS["pytorch"], 3, 4),))])
+    k = NetworkKernels(net)
+    x = rng.uniform(-1, 1, (2, 5, 3))
+    for kwargs, message in [({"x": x[:, :, :2]}, "x: expected shape (2, 5, 3)"),
+                            ({"h0": [np.zeros((2, 4))] * 2}, "h0: expected 1 states"),
+                            ({"valid": np.ones((2, 4))}, "valid: expected shape (2, 5)"),
+                            ({"valid": np.full((2, 5), 2)}, "valid: expected 0/1"),
+                            ({"x": x + 0j}, "x: a complex array")]:
+        args = {"x": x, "h0": None, "valid": None} | kwargs
+        with pytest.raises(GrukitError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            k.forward(args["x"], args["h0"], args["valid"])
+
+
+EXAMPLES = sorted((ROOT / "docs" / "examples" / "layers").glob("*.yaml"))
+
+
+def cli_json(capsys, *argv) -> dict:
+    capsys.readouterr()
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return json.loads(captured.out)
+
+
+def assert_same_json(ours, theirs, path=""):
+    """Every number of two JSON values within 1e-12 of the largest entry of its array."""
+    if isinstance(theirs, dict):
+        assert set(ours) == set(theirs), path
+        for key in theirs:
+            assert_same_json(ours[key], theirs[key], f"{path}.{key}")
+    elif isinstance(theirs, list):
+        try:
+            numbers = np.asarray(theirs, float)
+        except (ValueError, TypeError):  # strings, dicts, arrays of several shapes (h_n of layers of two sizes)
+            assert len(ours) == len(theirs), path
+            for i, (a, b) in enumerate(zip(ours, theirs)):
+                assert_same_json(a, b, f"{path}[{i}]")
+        else:
+            close(ours, numbers, TOL, path)
+    elif isinstance(theirs, float):
+        close(ours, theirs, TOL, path)
+    else:
+        assert ours == theirs, path
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+@pytest.mark.parametrize("command", ["forward", "grad"])
+def test_every_example_layer_problem_gives_the_numpy_engines_json(capsys, path: Path, command):
+    theirs = cli_json(capsys, command, path, "--engine", "numpy", "--json")
+    ours = cli_json(capsys, command, path, "--engine", "numba", "--json")
+    assert_same_json(ours, theirs)
