@@ -97,12 +97,31 @@ class Steps:
         """Gathered steps past each row's valid ones."""
         return np.arange(self.gather.shape[1])[None, :] >= self.counts[:, None]
 
-    def pairs(self, rule: str) -> tuple[np.ndarray, np.ndarray]:
-        """Flat (b * T + position, b * T + gathered step) of every output that shows a state."""
-        B, T = self.held.shape
+    def _pairs(self, rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, position, gathered step) of every output that shows a state, by row then position."""
         shown = self.valid if SHOWN[rule] == "valid" else self.held >= 0
         b, t = np.nonzero(shown)
-        return b * T + t, b * T + self.held[b, t]
+        return b, t, self.held[b, t]
+
+    def shown(self, rule: str, states: np.ndarray) -> np.ndarray:
+        """The outputs by input position (B, T, H) from the states by gathered step."""
+        b, t, s = self._pairs(rule)
+        out = np.zeros(states.shape, states.dtype)
+        out[b, t] = states[b, s]
+        return out
+
+    def collected(self, rule: str, d: np.ndarray) -> np.ndarray:
+        """The adjoint of :meth:`shown`: dL/d(outputs) by position summed onto the gathered steps whose
+        states they show. Those positions follow one another in a row (a state is held until the
+        next valid step), so each step's sum is one run of ``np.add.reduceat``."""
+        B, T, H = d.shape
+        b, t, s = self._pairs(rule)
+        out = np.zeros((B * T, H), d.dtype)
+        if b.size:
+            flat = b * T + s
+            starts = np.flatnonzero(np.diff(flat, prepend=-1))
+            out[flat[starts]] = np.add.reduceat(d[b, t], starts, axis=0)
+        return out.reshape(B, T, H)
 
     def gathered(self, values: np.ndarray) -> np.ndarray:
         """(B, T, n) by input position -> by gathered step, zero at the padding."""
@@ -264,11 +283,7 @@ class NetworkKernels:
         index, k, layer, x, h0, steps = job
         cell, kernels = self.network.cells[index][1], self.kernels[index]
         fwd = kernels.forward(steps.gathered(x), h0, self.packed[index])
-        B, T, H = fwd.h.shape
-        position, step = steps.pairs(layer.padded_output)
-        outputs = np.zeros((B * T, H), self.dtype)
-        outputs[position] = fwd.h.reshape(B * T, H)[step]
-        outputs = outputs.reshape(B, T, H)
+        outputs = steps.shown(layer.padded_output, fwd.h)
         if _processing_order(layer, cell):
             outputs = np.ascontiguousarray(outputs[:, ::-1])
         last = steps.last(fwd.h, h0)
@@ -306,10 +321,7 @@ class NetworkKernels:
         B, T, H = c.outputs.shape
         if _processing_order(layer, c.cell):
             d_y = d_y[:, ::-1]
-        position, step = steps.pairs(layer.padded_output)
-        dh = np.zeros((B * T, H), self.dtype)
-        np.add.at(dh, step, np.ascontiguousarray(d_y).reshape(B * T, H)[position])
-        dh = dh.reshape(B, T, H)
+        dh = steps.collected(layer.padded_output, d_y)
         extra = None
         if d_final is not None:
             d_final = self._array(f"d_h_n[{index}]", d_final, (B, H))
