@@ -62,6 +62,13 @@ def evaluate_targets(result: dict) -> list[dict]:
     return out
 
 
+TABLED = {f"grukit {d} {m} vs {peer}" for d in ("float32", "float64") for m in ("forward", "train")
+          for peer in (f"torch {d} {m}", f"numpy engine float64 {m}")} | {
+    "grukit float32 forward vs onnxruntime float32 forward"}
+"""The ratios the tables below show; the report lists any other under "Other ratios" (a system added to
+the bench's ``SYSTEMS`` and ``COMPARISONS`` appears there without a change here)."""
+
+
 def _load(values) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
@@ -97,7 +104,8 @@ def markdown(result: dict, plot_name: str | None) -> str:
     lines += ["## Targets", "", "| target | threshold | measured | met |", "|---|---|---|---|"]
     for t in result["targets"]:
         vals = ", ".join((f"{tuple(v['size'])}: " if v["size"] else "") + f"{v['value']:.2f}" for v in t["measured"])
-        lines.append(f"| {t['target']} | {t['threshold']} | {vals} | {'yes' if t['met'] else '**no**'} |")
+        met = "yes" if t["met"] else "**no**" if vals else "not measured in this run"
+        lines.append(f"| {t['target']} | {t['threshold']} | {vals or '–'} | {met} |")
     lines += [""]
     for dtype in ("float32", "float64"):
         lines += [f"## {dtype}", "", "Times in ms (GFLOP/s, % of the GEMM peak).", ""]
@@ -147,11 +155,13 @@ def markdown(result: dict, plot_name: str | None) -> str:
                   f"(`derive/layers/run.py`), {len(net['rounds'][mine])} interleaved rounds of one call each.", "",
                   "| kernels ms | NumPy engine ms | kernels ... × faster |", "|---|---|---|",
                   f"| {_fmt_ms(net['times'][mine])} | {_fmt_ms(net['times'][peer])} | {net['ratio']:.1f} |"]
-    lines += ["", "## Every ratio", "", "How many times faster the first system is than the second: the median "
-              "of the per-round ratios.", "", "| B,T,D,H | systems | ratio |", "|---|---|---|"]
-    for e in result["sizes"]:
-        for name, value in e["ratios"].items():
-            lines.append(f"| {','.join(map(str, e['size']))} | {name} | {value:.2f} |")
+    others = [(e["size"], name, value) for e in result["sizes"] for name, value in e["ratios"].items()
+              if name not in TABLED]
+    if others:
+        lines += ["", "## Other ratios", "", "Every other comparison the run made: how many times faster the first "
+                  "system is than the second, the median of the per-round ratios.", "",
+                  "| B,T,D,H | systems | ratio |", "|---|---|---|"]
+        lines += [f"| {','.join(map(str, size))} | {name} | {value:.2f} |" for size, name, value in others]
     lines += ["", "## Where the time goes", "",
               "Per time step: the recurrent GEMM timed alone through the same BLAS call (forward `h @ W`, backward "
               "`delta @ W^T`), and what is left of the kernels' time per step once every GEMM is taken out (the "
