@@ -131,7 +131,6 @@ class Steps:
 
     def scattered(self, values: np.ndarray) -> np.ndarray:
         """(B, T, n) by gathered step -> by input position (0 where a position has no step)."""
-        B, T, n = values.shape
         out = np.zeros_like(values)
         real = ~self.padding
         b = np.nonzero(real)[0]

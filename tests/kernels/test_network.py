@@ -14,6 +14,7 @@ from helpers import ROOT
 from helpers.networks import composed_network, random_cell
 
 from grukit.codegen.cli.main import main
+from grukit.codegen.kernels.engine import NumbaEngine
 from grukit.codegen.kernels.network import NetworkKernels, Steps
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
@@ -124,6 +125,22 @@ def test_threads_change_no_number():
     for a, b in zip(grads[0].params, grads[1].params):
         for p in a:
             np.testing.assert_array_equal(a[p], b[p])
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_the_engines_traces_are_the_numpy_engines_steps(direction):
+    """What ``forward --json`` prints for a one-cell problem: every saved value of every step."""
+    rng = np.random.default_rng(14)
+    conv = PRESETS["keras"]
+    net = Network("keras", [Layer((random_cell(rng, conv, 3, 4, direction),))])
+    inputs, h0 = rng.uniform(-1, 1, (2, 5, 3)), [rng.uniform(-1, 1, (2, 4))]
+    theirs = run_network(net, inputs, h0, None, BatchedNumpyEngine()).cells[0].traces
+    ours = NumbaEngine().run_network(net, inputs, h0, None).cells[0].traces
+    for t in range(5):
+        for name in ("z", "r", "c", "h"):
+            close(ours[t].values[name], theirs[t].values[name], TOL, f"{name} at {t}")
+    with pytest.raises(GrukitError, match="outside their sequences"):
+        _ = NumbaEngine().run_network(net, inputs, h0, np.array([[1, 1, 0, 1, 1]] * 2)).cells[0].traces
 
 
 def test_steps_gather_each_rows_valid_steps_in_processing_order():

@@ -37,6 +37,11 @@ def kernels_agree(monkeypatch):
             ours = solve_layers(problem, "numba", gradients)
             same(ours.outputs, sol.outputs, "outputs")
             same(ours.h_n, sol.h_n, "h_n")
+            if problem.single_cell:  # the steps forward --json prints
+                T = problem.steps
+                for name in ("z", "r", "c", "h"):
+                    same([ours.run.cells[0].traces[t].values[name] for t in range(T)],
+                         [sol.run.cells[0].traces[t].values[name] for t in range(T)], f"steps' {name}")
             if gradients:
                 same(ours.loss, sol.loss, "loss")
                 assert set(ours.grads) == set(sol.grads)
