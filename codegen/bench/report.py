@@ -153,8 +153,12 @@ def markdown(result: dict, plot_name: str | None) -> str:
                   "the outputs, float64: the generated kernels (one call per cell and direction, "
                   "`codegen/kernels/network.py`) against the NumPy engine's walk of the same network "
                   f"(`derive/layers/run.py`), {len(net['rounds'][mine])} interleaved rounds of one call each.", "",
-                  "| kernels ms | NumPy engine ms | kernels ... × faster |", "|---|---|---|",
-                  f"| {_fmt_ms(net['times'][mine])} | {_fmt_ms(net['times'][peer])} | {net['ratio']:.1f} |"]
+                  "| kernels ms | NumPy engine ms | kernels ... × faster | CPU ms, kernels | CPU ms, NumPy engine |",
+                  "|---|---|---|---|---|",
+                  f"| {_fmt_ms(net['times'][mine])} | {_fmt_ms(net['times'][peer])} | {net['ratio']:.1f} | "
+                  f"{_fmt_ms(net['cpu'][mine])} | {_fmt_ms(net['cpu'][peer])} |", "",
+                  "CPU time counts every thread of the process (median per call): where it exceeds the wall time "
+                  "by far, a system's threads spent it waiting on one another."]
     others = [(e["size"], name, value) for e in result["sizes"] for name, value in e["ratios"].items()
               if name not in TABLED]
     if others:

@@ -106,10 +106,12 @@ def sample(fn) -> float:
             return elapsed / n
 
 
-def rounds(systems: dict, count: int, warm: bool = True, repeat: bool | None = None) -> dict[str, list[float]]:
+def rounds(systems: dict, count: int, warm: bool = True, repeat: bool | None = None,
+           cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Every system once per round, the order rotating; a short pause lets spinning pools settle.
     ``warm``: one untimed call of each first; ``repeat`` (default: as ``warm``): a sample repeats the
-    call (:func:`sample`), else it is one call."""
+    call (:func:`sample`), else it is one call. ``cpu``: filled with each sample's CPU seconds (every
+    thread of the process), which shows what a system's threads spend besides the wall time."""
     repeat = warm if repeat is None else repeat
     names = list(systems)
     times = {name: [] for name in names}
@@ -119,7 +121,10 @@ def rounds(systems: dict, count: int, warm: bool = True, repeat: bool | None = N
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
             time.sleep(0.01)
+            start = time.process_time()
             times[name].append(sample(systems[name]) if repeat else _once(systems[name]))
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - start)
     return times
 
 
@@ -476,13 +481,14 @@ def run(quick: bool, threads: int, log) -> dict:
 
 def network(size, threads: int, log) -> dict:
     """The network figure: its two systems in interleaved rounds, one call per sample (the NumPy
-    engine takes seconds), after one untimed call of each."""
+    engine takes seconds), after one untimed call of each; wall and CPU seconds."""
     log(f"network: two bidirectional layers, B,T,D,H = {size} ...")
     systems = network_systems(size, threads)
-    times = rounds(systems, NUMPY_ROUNDS + 1, warm=True, repeat=False)
+    cpu: dict[str, list[float]] = {}
+    times = rounds(systems, NUMPY_ROUNDS + 1, warm=True, repeat=False, cpu=cpu)
     mine, peer = systems
     return {"size": list(size), "times": {k: statistics.median(v) for k, v in times.items()}, "rounds": times,
-            "ratio": ratio(times, peer, mine)}
+            "cpu": {k: statistics.median(v) for k, v in cpu.items()}, "ratio": ratio(times, peer, mine)}
 
 
 def child(quick: bool, as_json: bool, output: str | None, plot: bool, threads: int, render: str | None) -> int:
