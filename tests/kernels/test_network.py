@@ -76,6 +76,21 @@ def test_every_composition_rule_with_activations_clip_and_masks(merge, padded, o
     compare(net, inputs, h0, None, rng)
 
 
+@pytest.mark.parametrize("B, T, valid", [(1, 1, None), (1, 1, [[0]]), (2, 3, [[0, 0, 0], [0, 0, 0]]),
+                                         (2, 3, [[0, 0, 1], [1, 0, 0]])])
+@pytest.mark.parametrize("padded, order, final", [("zero", "input", "zero_if_empty"),
+                                                  ("previous", "processing", "last")])
+def test_edges_one_step_and_empty_rows(B, T, valid, padded, order, final):
+    rng = np.random.default_rng(B * 10 + T)
+    conv = PRESETS["keras"]
+    D, H = 2, 3
+    layers = [Layer((random_cell(rng, conv, D, H), random_cell(rng, conv, D, H, "reverse")), "sum", padded, order),
+              Layer((random_cell(rng, conv, H, H, "reverse"),), "concat", padded, order)]
+    net = Network("keras", layers, final)
+    h0 = [rng.uniform(-0.5, 0.5, (B, H)) for _ in range(3)]
+    compare(net, rng.uniform(-1, 1, (B, T, D)), h0, None if valid is None else np.array(valid), rng)
+
+
 @pytest.mark.parametrize("form", ["onnx_layout0", "onnx_layout1"])
 def test_onnx_output_forms(form):
     rng = np.random.default_rng(7)
