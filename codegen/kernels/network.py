@@ -104,38 +104,46 @@ class Steps:
         return b, t, self.held[b, t]
 
     def shown(self, rule: str, states: np.ndarray) -> np.ndarray:
-        """The outputs by input position (B, T, H) from the states by gathered step."""
+        """The outputs by input position (B, T, H) from the states by gathered step, time-major
+        (T, B, H) as the kernels keep them (``Forward.states[1:]``)."""
+        T, B, H = states.shape
         b, t, s = self._pairs(rule)
-        out = np.zeros(states.shape, states.dtype)
-        out[b, t] = states[b, s]
-        return out
+        out = np.zeros((B * T, H), states.dtype)
+        out[b * T + t] = states.reshape(T * B, H)[s * B + b]
+        return out.reshape(B, T, H)
 
     def collected(self, rule: str, d: np.ndarray) -> np.ndarray:
         """The adjoint of :meth:`shown`: dL/d(outputs) by position summed onto the gathered steps whose
-        states they show. Those positions follow one another in a row (a state is held until the
-        next valid step), so each step's sum is one run of ``np.add.reduceat``."""
+        states they show, by gathered step (B, T, H). Those positions follow one another in a row (a
+        state is held until the next valid step), so each step's sum is one run of
+        ``np.add.reduceat`` (a plain copy where every run is one position)."""
         B, T, H = d.shape
         b, t, s = self._pairs(rule)
         out = np.zeros((B * T, H), d.dtype)
-        if b.size:
-            flat = b * T + s
-            starts = np.flatnonzero(np.diff(flat, prepend=-1))
+        flat = b * T + s
+        starts = np.flatnonzero(np.diff(flat, prepend=-1))
+        if starts.size == flat.size:
+            out[flat] = d[b, t]
+        elif flat.size:
             out[flat[starts]] = np.add.reduceat(d[b, t], starts, axis=0)
         return out.reshape(B, T, H)
 
     def gathered(self, values: np.ndarray) -> np.ndarray:
         """(B, T, n) by input position -> by gathered step, zero at the padding."""
-        out = np.take_along_axis(values, self.gather[:, :, None], axis=1)
-        out[self.padding] = 0
-        return out
+        B, T, n = values.shape
+        rows = np.arange(B)[:, None] * T
+        out = np.ascontiguousarray(values).reshape(B * T, n)[(rows + self.gather).ravel()]
+        out[self.padding.ravel()] = 0
+        return out.reshape(B, T, n)
 
     def scattered(self, values: np.ndarray) -> np.ndarray:
         """(B, T, n) by gathered step -> by input position (0 where a position has no step)."""
-        out = np.zeros_like(values)
+        B, T, n = values.shape
         real = ~self.padding
         b = np.nonzero(real)[0]
-        out[b, self.gather[real]] = values[real]
-        return out
+        out = np.zeros((B * T, n), values.dtype)
+        out[b * T + self.gather[real]] = np.ascontiguousarray(values).reshape(B * T, n)[real.ravel()]
+        return out.reshape(B, T, n)
 
     def last(self, states: np.ndarray, h0: np.ndarray) -> np.ndarray:
         """The state after each row's last valid step; h0 for a row without one."""
@@ -282,7 +290,7 @@ class NetworkKernels:
         index, k, layer, x, h0, steps = job
         cell, kernels = self.network.cells[index][1], self.kernels[index]
         fwd = kernels.forward(steps.gathered(x), h0, self.packed[index])
-        outputs = steps.shown(layer.padded_output, fwd.h)
+        outputs = steps.shown(layer.padded_output, fwd.states[1:])
         if _processing_order(layer, cell):
             outputs = np.ascontiguousarray(outputs[:, ::-1])
         last = steps.last(fwd.h, h0)
