@@ -10,12 +10,15 @@ the records' backward walk are replaced by the kernels. The registry finds this 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from grukit.codegen.kernels.api import load, refuse_non_real
 from grukit.codegen.kernels.network import CellForward, NetworkForward, NetworkKernels
 from grukit.derive.cell.equations import CellEquations
 from grukit.derive.errors import GrukitError
+from grukit.derive.layers.network import Network
 from grukit.derive.numeric.evaluate import NumpyEngine, StepTrace
 
 
@@ -55,9 +58,15 @@ class NumbaEngine(NumpyEngine):
     def run_network(self, network, inputs, h0, valid) -> _KernelRun:
         """A layer problem's forward pass on the float64 kernels, in the shapes of
         :func:`grukit.derive.layers.run.run_network`'s result: per position (units x B)."""
-        kernels = NetworkKernels(network, "float64")
+        kernels = NetworkKernels(self._numbers(network), "float64")
         fwd = kernels.forward(self.array(inputs), [self.array(h) for h in h0], valid)
         return _KernelRun(self, kernels, fwd)
+
+    def _numbers(self, network: Network) -> Network:
+        """The network with its parameters in this engine's numbers (a file's exact fractions as float64)."""
+        layers = [replace(layer, cells=tuple(replace(c, params={p: self.array(v) for p, v in c.params.items()})
+                                             for c in layer.cells)) for layer in network.layers]
+        return replace(network, layers=layers)
 
     def backward_network(self, run: _KernelRun, d_outputs: list[np.ndarray], d_h_n: list) -> _KernelGradient:
         """Back-propagation as :func:`grukit.derive.layers.run.backward_network` takes and returns it."""

@@ -215,6 +215,21 @@ def assert_same_json(ours, theirs, path=""):
         assert ours == theirs, path
 
 
+def test_exact_weights_written_in_the_problem_file(tmp_path, capsys):
+    """Weights written out in the YAML file are exact fractions: the engine takes them as float64."""
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "convention: pytorch\n"
+        "inputs: [[[0.5, -1.0], [0.25, 0.75], [-0.5, 0.5]], [[1.0, 0.0], [-0.25, 0.5], [0.0, 0.0]]]\n"
+        "lengths: [3, 2]\nweights: {W_iz: [[0.1, 0.2]], W_ir: [[0.3, -0.1]], W_in: [[0.2, 0.4]], W_hz: [[0.5]],\n"
+        "  W_hr: [[-0.2]], W_hn: [[0.3]], b_iz: [0.1], b_ir: [0.0], b_in: [-0.1], b_hz: [0.2], b_hr: [0.1],\n"
+        "  b_hn: [0.0]}\n"
+        "loss: {type: weighted_sum, G: [[[1], [0], [1]], [[1], [0.5], [1]]]}\n")
+    for command in ("forward", "grad"):
+        assert_same_json(cli_json(capsys, command, path, "--engine", "numba", "--json"),
+                         cli_json(capsys, command, path, "--engine", "exact", "--json"))
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 @pytest.mark.parametrize("command", ["forward", "grad"])
 def test_every_example_layer_problem_gives_the_numpy_engines_json(capsys, path: Path, command):
