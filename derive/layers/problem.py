@@ -82,7 +82,7 @@ class LayerProblem:
 @dataclass
 class LayerSolution:
     problem: LayerProblem
-    run: NetworkRun
+    run: NetworkRun  # or, on an engine that runs networks itself, its run seen the same way
     outputs: np.ndarray  # as the framework returns them
     h_n: np.ndarray | list  # cells x B x H (a list of B x H_cell when the layers' sizes differ)
     loss: object = None

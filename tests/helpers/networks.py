@@ -1,9 +1,11 @@
 """Random layer networks: cells of any convention, and two bidirectional layers whose cells use clip
-and the ONNX activations (every composition rule at once). Shared by the layer tests and the kernel
-network tests."""
+and the ONNX activations (every composition rule at once); and the measure two engines' numbers are
+compared by. Shared by the layer tests and the kernel network tests."""
 from __future__ import annotations
 
 from fractions import Fraction
+
+import numpy as np
 
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.layers.network import Cell, Layer, Network
@@ -35,3 +37,12 @@ def composed_network(rng, framework, merge, padded, order, final):
               Layer((random_cell(rng, convs[2], width, H), random_cell(rng, convs[3], width, H, "reverse")),
                     merge, padded, order)]
     return Network(framework, layers, final)
+
+
+def close(ours, theirs, tol: float, what: str = "") -> None:
+    """``ours`` within ``tol`` of ``theirs``, relative to the largest entry of ``theirs`` (same shape)."""
+    ours, theirs = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
+    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape}, expected {theirs.shape}"
+    scale = np.max(np.abs(theirs), initial=0.0)
+    worst = np.max(np.abs(ours - theirs), initial=0.0)
+    assert worst <= tol * scale, f"{what} differs by {worst:.3g} (largest entry {scale:.3g})"

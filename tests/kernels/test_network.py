@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import ROOT
-from helpers.networks import composed_network, random_cell
+from helpers.networks import close, composed_network, random_cell
 
 from grukit.codegen.cli.main import main
 from grukit.codegen.kernels.engine import NumbaEngine
@@ -23,13 +23,6 @@ from grukit.derive.layers.run import arrange_outputs, backward_network, run_netw
 from grukit.derive.numeric.batch import BatchedNumpyEngine
 
 TOL = 1e-12
-
-
-def close(ours, theirs, tol=TOL, what=""):
-    ours, theirs = np.asarray(ours, float), np.asarray(theirs, float)
-    assert ours.shape == theirs.shape, what
-    scale = max(np.max(np.abs(theirs), initial=0.0), 1e-300)
-    assert np.max(np.abs(ours - theirs), initial=0.0) <= tol * scale, (what, np.max(np.abs(ours - theirs)))
 
 
 def compare(net, inputs, h0, valid, rng, dtype="float64", tol=TOL):

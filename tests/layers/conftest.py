@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.networks import close
 
 import grukit.codegen.cli.cell as cli_cell
 import grukit.codegen.cli.layers as cli_layers
@@ -22,11 +23,7 @@ def same(ours, theirs, what: str) -> None:
         for i, (a, b) in enumerate(zip(ours, theirs)):
             same(a, b, f"{what}[{i}]")
         return
-    ours, theirs = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
-    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape}, the numpy engine's {theirs.shape}"
-    scale = np.max(np.abs(theirs), initial=0.0)
-    worst = np.max(np.abs(ours - theirs), initial=0.0)
-    assert worst <= TOL * scale, f"--engine numba differs in {what} by {worst:.3g} (largest entry {scale:.3g})"
+    close(ours, theirs, TOL, f"--engine numba: {what}")
 
 
 @pytest.fixture(autouse=True)
