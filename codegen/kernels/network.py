@@ -203,7 +203,8 @@ class NetworkGradients:
 
 def _concurrent(kernels: list[Kernels]) -> bool:
     """Whether cells' kernels may run in two threads at once: every time loop releases the GIL and
-    starts no parallel region (Numba's default threading layer refuses concurrent regions)."""
+    starts no parallel region (a parallel kernel has every core already; two would oversubscribe
+    them, and Numba's workqueue threading layer refuses concurrent regions)."""
     loops = [getattr(k.module, name, None) for k in kernels for name in ("_forward_steps", "_backward_steps")]
     options = [getattr(f, "targetoptions", None) for f in loops]
     return all(o is not None and o.get("nogil") and not o.get("parallel") for o in options)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from helpers.networks import close, composed_network, random_cell
 
 from grukit.codegen.cli.main import main
 from grukit.codegen.kernels.engine import NumbaEngine
-from grukit.codegen.kernels.network import NetworkKernels, Steps
+from grukit.codegen.kernels.network import NetworkKernels, Steps, _concurrent
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
 from grukit.derive.layers.network import Layer, Network
@@ -149,6 +150,17 @@ def test_the_engines_traces_are_the_numpy_engines_steps(direction):
             close(ours[t].values[name], theirs[t].values[name], TOL, f"{name} at {t}")
     with pytest.raises(GrukitError, match="outside their sequences"):
         _ = NumbaEngine().run_network(net, inputs, h0, np.array([[1, 1, 0, 1, 1]] * 2)).cells[0].traces
+
+
+def test_directions_run_in_threads_only_on_gil_free_serial_kernels():
+    def kernels(**options):
+        loop = SimpleNamespace(targetoptions=options)
+        return SimpleNamespace(module=SimpleNamespace(_forward_steps=loop, _backward_steps=loop))
+
+    assert _concurrent([kernels(nogil=True), kernels(nogil=True)])
+    assert not _concurrent([kernels(nogil=True), kernels()])
+    assert not _concurrent([kernels(nogil=True, parallel=True)])  # it has every core already
+    assert not _concurrent([SimpleNamespace(module=SimpleNamespace())])
 
 
 def test_steps_gather_each_rows_valid_steps_in_processing_order():
