@@ -29,22 +29,28 @@ import numpy as np
 
 from grukit.codegen.bench.report import NUMPY_TRAIN_LIMIT_S, evaluate_targets, markdown, write_plot
 from grukit.codegen.kernels import api as kernels
+from grukit.codegen.kernels.network import NetworkKernels
 from grukit.derive.cell.equations import cell_equations
 from grukit.derive.cell.layouts import LAYOUTS
 from grukit.derive.cell.losses import LossHead
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
+from grukit.derive.layers.network import Cell, Layer, Network
+from grukit.derive.layers.run import backward_network, run_network, unarrange_outputs
+from grukit.derive.numeric.batch import BatchedNumpyEngine
 from grukit.derive.numeric.bptt import backward
 from grukit.derive.numeric.evaluate import engine, forward
 
 SIZES = [(1, 100, 8, 16), (32, 64, 32, 32), (32, 64, 128, 128), (32, 64, 256, 256), (32, 32, 512, 512),
          (32, 100, 128, 256)]
 QUICK_SIZES = [(1, 100, 8, 16), (32, 64, 32, 32)]
+NETWORK_SIZE, QUICK_NETWORK_SIZE = (32, 64, 128, 128), (8, 16, 32, 32)
 ROUNDS, QUICK_ROUNDS, NUMPY_ROUNDS = 7, 3, 2
 MIN_SAMPLE_S = 0.003  # a timed sample repeats the call until it lasts this long
 CONVENTION = "pytorch"  # the same function in every system: reset after, two biases, torch's layout
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "benchmarks.md"
+
 
 def thread_count() -> int:
     try:
@@ -100,8 +106,13 @@ def sample(fn) -> float:
             return elapsed / n
 
 
-def rounds(systems: dict, count: int, warm: bool = True) -> dict[str, list[float]]:
-    """Every system once per round, the order rotating; a short pause lets spinning pools settle."""
+def rounds(systems: dict, count: int, warm: bool = True, repeat: bool | None = None,
+           cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Every system once per round, the order rotating; a short pause lets spinning pools settle.
+    ``warm``: one untimed call of each first; ``repeat`` (default: as ``warm``): a sample repeats the
+    call (:func:`sample`), else it is one call. ``cpu``: filled with each sample's CPU seconds (every
+    thread of the process), which shows what a system's threads spend besides the wall time."""
+    repeat = warm if repeat is None else repeat
     names = list(systems)
     times = {name: [] for name in names}
     for name in names * warm:  # warm-up: compile, allocate, page in
@@ -110,7 +121,10 @@ def rounds(systems: dict, count: int, warm: bool = True) -> dict[str, list[float
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
             time.sleep(0.01)
-            times[name].append(sample(systems[name]) if warm else _once(systems[name]))
+            start = time.process_time()
+            times[name].append(sample(systems[name]) if repeat else _once(systems[name]))
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - start)
     return times
 
 
@@ -232,21 +246,66 @@ def numpy_engine_systems(size, w, x, h0, dh):
     return {"numpy engine float64 forward": lambda: run(False), "numpy engine float64 train": lambda: run(True)}
 
 
+def network_systems(size, threads: int) -> dict:
+    """Two bidirectional layers of the convention over a padded batch (lengths from T/2 to T, as
+    PyTorch packs them), trained -- forward, then every gradient of a weighted sum of the outputs --
+    on the float64 kernels (:mod:`grukit.codegen.kernels.network`, the two directions of a layer in
+    two threads where the kernels allow it and the run has two) and on the NumPy engine's walk of
+    the same network cell by cell and step by step (:mod:`grukit.derive.layers.run`)."""
+    B, T, D, H = size
+    rng = np.random.default_rng(1)
+    conv, s = PRESETS[CONVENTION], 1 / H ** 0.5
+
+    def cell(width, direction):
+        return Cell(conv, {p: rng.uniform(-s, s, conv.param_shape(p, width, H)) for p in conv.parameters()},
+                    direction)
+
+    net = Network("pytorch", [Layer((cell(D, "forward"), cell(D, "reverse"))),
+                              Layer((cell(2 * H, "forward"), cell(2 * H, "reverse")))])
+    x, h0 = rng.uniform(-1, 1, (B, T, D)), [rng.uniform(-1, 1, (B, H)) for _ in range(4)]
+    valid = (np.arange(T)[None, :] < rng.integers(T // 2, T + 1, B)[:, None]).astype(int)
+    G = rng.uniform(-1, 1, (B, T, 2 * H))
+    ours, eng = NetworkKernels(net, "float64", threads=threads > 1), BatchedNumpyEngine()
+
+    def grukit_train():
+        return ours.backward(ours.forward(x, h0, valid), G)
+
+    def numpy_train():
+        run = run_network(net, x, h0, valid, eng)
+        return backward_network(run, unarrange_outputs(net, G), [None] * 4)
+
+    return {"grukit network float64 train": grukit_train, "numpy engine network float64 train": numpy_train}
+
+
+SYSTEMS = [grukit_systems, torch_systems]
+"""The systems timed at every size in both dtypes: each a function ``(size, dtype, weights, x, h0, dh)
+-> {"<system> <dtype> <mode>": callable}`` (mode ``forward`` or ``train``; ``weights`` PyTorch's
+arrays). A later system -- grukit's ``GRU`` module's training step, say -- is one more function here
+and its ratio one more line of :data:`COMPARISONS`; the report lists every ratio it finds."""
+
+COMPARISONS = [
+    ("grukit {dtype} {mode}", "torch {dtype} {mode}"),
+    ("grukit {dtype} {mode}", "onnxruntime {dtype} {mode}"),
+    ("grukit {dtype} {mode}", "numpy engine float64 {mode}"),
+]
+"""(system, peer) name templates of the ratios taken at every size: how many times faster the system
+is than its peer, the median of the per-round ratios (a pair is skipped where either was not timed)."""
+
+
 # --- the measurements that explain the numbers ------------------------------------------------------
 
 def gemm_peak(dtype: str, n: int) -> float:
-    """GFLOP/s of an n x n x n GEMM through Numba's np.dot (the BLAS the kernels call): best of 5."""
-    import numba
+    """GFLOP/s of an n x n x n GEMM through SciPy's BLAS (the library Numba's ``np.dot`` calls, with the
+    run's threads) on Fortran-ordered operands, as BLAS takes them (C-ordered ones are copied first,
+    which shows about half the rate): best of 5."""
+    from scipy.linalg import blas
 
-    @numba.njit
-    def dot(a, b, out):
-        np.dot(a, b, out)
-
+    gemm = blas.sgemm if dtype == "float32" else blas.dgemm
     rng = np.random.default_rng(0)
-    a, b = rng.random((n, n)).astype(dtype), rng.random((n, n)).astype(dtype)
-    out = np.empty((n, n), dtype)
-    dot(a, b, out)
-    best = min(_once(lambda: dot(a, b, out)) for _ in range(5))
+    a, b = (np.asfortranarray(rng.random((n, n)), dtype=dtype) for _ in range(2))
+    c = np.zeros((n, n), dtype, order="F")
+    gemm(1.0, a, b, beta=0.0, c=c, overwrite_c=True)
+    best = min(_once(lambda: gemm(1.0, a, b, beta=0.0, c=c, overwrite_c=True)) for _ in range(5))
     return 2 * n ** 3 / best / 1e9
 
 
@@ -361,6 +420,7 @@ def run(quick: bool, threads: int, log) -> dict:
                     "numpy": np.__version__, "numba": numba.__version__, "torch": torch.__version__,
                     "onnxruntime": __import__("onnxruntime").__version__ if have_ort else None},
         "settings": {"rounds": count, "numpy_engine_rounds": NUMPY_ROUNDS, "convention": CONVENTION,
+                     "peak": "scipy gemm, Fortran-ordered",
                      "quick": quick, "environment": {k: os.environ.get(k) for k in (
                          "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                          "OPENBLAS_THREAD_TIMEOUT", "GOMP_SPINCOUNT")}},
@@ -368,7 +428,7 @@ def run(quick: bool, threads: int, log) -> dict:
     }
     n = 1024 if quick else 2048
     for dtype in ("float32", "float64"):
-        log(f"GEMM peak {dtype} ({n}^3 through Numba's np.dot) ...")
+        log(f"GEMM peak {dtype} ({n}^3, Fortran-ordered, through SciPy's BLAS) ...")
         result["peak"][dtype] = gemm_peak(dtype, n)
     for size in sizes:
         B, T, D, H = size
@@ -381,8 +441,8 @@ def run(quick: bool, threads: int, log) -> dict:
             x = rng.uniform(-1, 1, (B, T, D)).astype(dtype)
             h0 = rng.uniform(-1, 1, (B, H)).astype(dtype)
             dh = rng.uniform(-1, 1, (B, T, H)).astype(dtype)
-            systems |= grukit_systems(size, dtype, w, x, h0, dh)
-            systems |= torch_systems(size, dtype, w, x, h0, dh)
+            for make in SYSTEMS:
+                systems |= make(size, dtype, w, x, h0, dh)
             if dtype == "float32":
                 if have_ort:
                     systems |= ort_system(size, w, x, h0, threads)
@@ -401,8 +461,8 @@ def run(quick: bool, threads: int, log) -> dict:
             entry["peak_fraction"][name] = entry["gflops"][name] / result["peak"][dtype]
         for dtype in ("float32", "float64"):
             for mode in ("forward", "train"):
-                mine = f"grukit {dtype} {mode}"
-                for peer in (f"torch {dtype} {mode}", f"onnxruntime {dtype} {mode}", f"numpy engine float64 {mode}"):
+                for mine, peer in COMPARISONS:
+                    mine, peer = mine.format(dtype=dtype, mode=mode), peer.format(dtype=dtype, mode=mode)
                     value = ratio(times, peer, mine)
                     if value is not None:
                         entry["ratios"][f"{mine} vs {peer}"] = value
@@ -410,6 +470,7 @@ def run(quick: bool, threads: int, log) -> dict:
                                                   entry["times"][f"grukit {dtype} train"])
         entry["rounds"] = times
         result["sizes"].append(entry)
+    result["network"] = network(QUICK_NETWORK_SIZE if quick else NETWORK_SIZE, threads, log)
     for dtype in ("float32", "float64"):
         log(f"compile times {dtype} (two fresh processes) ...")
         result["compile"][dtype] = compile_times(dtype)
@@ -418,19 +479,36 @@ def run(quick: bool, threads: int, log) -> dict:
     return result
 
 
+def network(size, threads: int, log) -> dict:
+    """The network figure: its two systems in interleaved rounds, one call per sample (the NumPy
+    engine takes seconds), after one untimed call of each; wall and CPU seconds."""
+    log(f"network: two bidirectional layers, B,T,D,H = {size} ...")
+    systems = network_systems(size, threads)
+    cpu: dict[str, list[float]] = {}
+    times = rounds(systems, NUMPY_ROUNDS + 1, warm=True, repeat=False, cpu=cpu)
+    mine, peer = systems
+    return {"size": list(size), "times": {k: statistics.median(v) for k, v in times.items()}, "rounds": times,
+            "cpu": {k: statistics.median(v) for k, v in cpu.items()}, "ratio": ratio(times, peer, mine)}
+
+
 def child(quick: bool, as_json: bool, output: str | None, plot: bool, threads: int, render: str | None) -> int:
     def log(text):
         print(text, file=sys.stderr, flush=True)
 
-    result = json.loads(Path(render).read_text()) if render else run(quick, threads, log)
+    if render:  # a saved run's numbers, judged by today's targets
+        result = json.loads(Path(render).read_text())
+        result["targets"] = evaluate_targets(result)
+    else:
+        result = run(quick, threads, log)
     output = output or ("-" if quick else str(REPORT))  # a quick run leaves the report alone
     if output != "-":
         path = Path(output)
-        if not render:
-            path.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+        path.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
         plot_name = None
-        if plot and write_plot(result, path.with_suffix(".png")):
-            plot_name = path.with_suffix(".png").name
+        png = path.with_suffix(".png")
+        # a re-rendered run keeps its plot where matplotlib is missing: the plot shows only its times
+        if plot and (write_plot(result, png) or render and png.exists()):
+            plot_name = png.name
         path.write_text(markdown(result, plot_name))
         log(f"wrote {path}")
     if as_json:

@@ -10,8 +10,9 @@ sum) goes through SymPy's common-subexpression elimination (``CodeBlock.cse`` wi
   kernel into a float64 one and stop it vectorizing;
 * ``x**2`` is written ``(x*x)`` (``float32 ** int`` is float64 in Numba too);
 * ``sigmoid``, ``tanh`` and ``Piecewise`` call the generated module's stable helpers (``_sigmoid``,
-  ``_tanh``, ``_where``; a module defines those its code calls), and ``|`` joins conditions (no
-  short-circuit branches);
+  ``_tanh``, ``_where``; a module defines those its code calls); ``exp`` and ``sign`` are NumPy's
+  (they keep float32); ``softplus`` (ONNX's Softplus) is written in its stable form
+  ``max(a, 0) + log1p(exp(-|a|))``; ``|`` joins conditions (no short-circuit branches);
 * a symbol ``name`` is printed as the local variable ``v_name``.
 
 Nothing here knows about GRUs: the emitter (:mod:`grukit.codegen.kernels.emit`) decides what the
@@ -107,6 +108,19 @@ class KernelPrinter(PythonCodePrinter):
 
     def _print_tanh(self, expr):
         return f"_tanh({self._print(expr.args[0])})"
+
+    def _print_exp(self, expr):
+        # NumPy's exp keeps a float32 argument float32 in Numba (math.exp would give float64)
+        return f"np.exp({self._print(expr.args[0])})"
+
+    def _print_sign(self, expr):
+        # the derivative of |a| (softsign): NumPy's sign, 0 at 0 and NaN for NaN as in the numpy engine
+        return f"np.sign({self._print(expr.args[0])})"
+
+    def _print_softplus(self, expr):
+        # log(1 + e^a) as max(a, 0) + log1p(e^-|a|): no overflow, as the numpy engine's logaddexp(0, a)
+        a = self._print(expr.args[0])
+        return f"(max({a}, {self._number(0)}) + np.log1p(np.exp(-abs({a}))))"
 
 
 def print_assignments(assignments: list[tuple[sp.Symbol, sp.Expr]], dtype: str, cse_prefix: str

@@ -4,6 +4,7 @@ Reading one from a file is :mod:`grukit.derive.files.layer_file`'s job."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -110,7 +111,7 @@ class LayerProblem:
 @dataclass
 class LayerSolution:
     problem: LayerProblem
-    run: NetworkRun
+    run: NetworkRun  # or, on an engine that runs networks itself, its run seen the same way
     outputs: np.ndarray  # as the framework returns them
     h_n: np.ndarray | list  # cells x B x H (a list of B x H_cell when the layers' sizes differ)
     loss: object = None
@@ -134,7 +135,11 @@ def solve_layers(problem: LayerProblem, engine_name: str = "exact", gradients: b
 
 
 def _solve_layers(problem: LayerProblem, eng, gradients: bool) -> LayerSolution:
-    run = run_network(problem.network, problem.inputs, problem.h0, problem.valid, eng)
+    if eng.runs_networks:  # the engine runs whole networks itself (the generated kernels)
+        forward, backward = eng.run_network, eng.backward_network
+    else:  # every cell walked step by step on a batched engine
+        forward, backward = partial(run_network, eng=eng), backward_network
+    run = forward(problem.network, problem.inputs, problem.h0, problem.valid)
     outputs = arrange_outputs(problem.network, run.outputs)
     h_n = _stack([h.T for h in run.h_n])
     sol = LayerSolution(problem, run, outputs, h_n)
@@ -155,7 +160,7 @@ def _solve_layers(problem: LayerProblem, eng, gradients: bool) -> LayerSolution:
         d_h_n = [g[i].T for i in range(len(run.cells))]
     with eng.precision():
         sol.loss = eng.settle(np.array([np.concatenate(total).sum()], dtype=object))[0]
-    grad = backward_network(run, unarrange_outputs(problem.network, d_out), d_h_n)
+    grad = backward(run, unarrange_outputs(problem.network, d_out), d_h_n)
     sol.gradient = grad
     if problem.weights is not None:
         sol.grads = problem.weights.named_gradients(grad.params)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from grukit.derive.errors import GrukitError
-from grukit.derive.numeric.evaluate import ENGINES, ExactEngine, NumpyEngine
+from grukit.derive.numeric.evaluate import ENGINES, ExactEngine, NumpyEngine, engine
 
 
 class BatchMixin:
@@ -57,11 +57,15 @@ BATCHED = {"numpy": BatchedNumpyEngine, "exact": BatchedExactEngine}
 
 
 def batched_engine(name: str):
-    """The batched engine of the engine called ``name`` (``numpy`` or ``exact``)."""
-    if name in ENGINES and name not in BATCHED:
+    """The engine that runs layer problems for ``name``: the batched form of ``numpy`` or ``exact``, or
+    an engine that runs whole networks itself (``runs_networks``: the generated kernels)."""
+    if name in BATCHED:
+        return BATCHED[name]()
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r} for layers (choose from {', '.join(ENGINES)})")
+    eng = engine(name)
+    if not eng.runs_networks:
         choices = " or ".join(f"--engine {n}" for n in BATCHED)
         raise GrukitError(f"--engine {name}: this problem uses batches, lengths, directions or layers; the {name} "
                           f"engine runs one sequence through one layer (use {choices})")
-    if name not in BATCHED:
-        raise ValueError(f"unknown engine {name!r} for layers (choose from {', '.join(BATCHED)})")
-    return BATCHED[name]()
+    return eng

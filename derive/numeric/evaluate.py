@@ -80,6 +80,11 @@ class Engine:
     """How far its numbers can be trusted, in words (for ``grad --check``)."""
     tolerance: float | None = None
     """The largest relative difference from the true value its gradients should show, if any."""
+    runs_networks: bool = False
+    """Whether the engine runs whole layer problems itself (``run_network(network, inputs, h0, valid)``
+    and ``backward_network(run, d_outputs, d_h_n)``, as :mod:`grukit.derive.layers.run` takes and
+    returns them): the generated kernels do; the others are walked cell by cell and step by step on
+    their batched form (:mod:`grukit.derive.numeric.batch`)."""
 
     def run_forward(self, eqs: CellEquations, params: dict[Param, np.ndarray], inputs: np.ndarray,
                     h0: np.ndarray) -> list[StepTrace]:

@@ -469,14 +469,6 @@ def test_cli_numba_engine_agrees_with_the_exact_engine():
            1e-12)
 
 
-@pytest.mark.parametrize("command", ["forward", "grad"])
-def test_cli_numba_engine_refuses_a_layer_problem_in_one_line(command, capsys):
-    path = str(EXAMPLES / "layers" / "pytorch-2x-bidirectional.yaml")
-    assert main([command, path, "--engine", "numba", "--json"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--engine numba" in err and "--engine numpy" in err
-
-
 # --- the benchmark report ---------------------------------------------------------------------------
 
 def test_benchmark_report_is_what_the_bench_writes_from_its_results(tmp_path):

@@ -3,26 +3,21 @@ through every composition rule (directions, stacks, masks, merges, final-state r
 ONNX activations), the exact engine against numpy, and a sheet's cell against its network."""
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.networks import composed_network, random_cell
 
 from grukit.derive.cell.losses import LossHead
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.layers.cells import cell_problem
-from grukit.derive.layers.network import FRAMEWORKS, LAYER_LOSSES, Cell, Layer, Network
+from grukit.derive.layers.network import FRAMEWORKS, LAYER_LOSSES, Layer, Network
 from grukit.derive.layers.problem import LayerLoss, LayerProblem, solve_layers
 from grukit.derive.layers.run import arrange_outputs, backward_network, run_network, unarrange_outputs
 from grukit.derive.numeric.batch import BatchedExactEngine, BatchedNumpyEngine
 from grukit.derive.numeric.problem import Problem
 from grukit.derive.numeric.solve import solve
-
-
-def random_cell(rng, conv, D, H, direction="forward", scale=0.7):
-    params = {p: scale * rng.standard_normal(conv.param_shape(p, D, H)) for p in conv.parameters()}
-    return Cell(conv, params, direction)
 
 
 def network_loss(net, inputs, h0, valid, G, G_h, eng=None):
@@ -64,29 +59,6 @@ def test_batched_engine_equals_the_single_sequence_path(name):
 
 
 # --- 2. every composition rule by finite differences ---------------------------------------------
-
-def composed_network(rng, framework, merge, padded, order, final):
-    """Two bidirectional layers whose cells use clip and the ONNX activations."""
-    base = PRESETS["onnx-lbr1"]
-    convs = [
-        base.with_changes(name="a", gate_activation="hard_sigmoid", gate_activation_alpha=Fraction(1, 3),
-                          gate_activation_beta=Fraction(1, 2), candidate_activation="leaky_relu",
-                          candidate_activation_alpha=Fraction(1, 10), clip=Fraction(9, 10)),
-        base.with_changes(name="b", candidate_activation="elu", candidate_activation_alpha=Fraction(3, 2)),
-        PRESETS["onnx"].with_changes(name="c", gate_activation="softsign", candidate_activation="scaled_tanh",
-                                     candidate_activation_alpha=Fraction(6, 5),
-                                     candidate_activation_beta=Fraction(4, 5),
-                                     clip=Fraction(6, 5)),
-        PRESETS["keras"].with_changes(name="d", candidate_activation="softplus", gate_activation="sigmoid"),
-    ]
-    D, H = 2, 3
-    width = H if merge in ("sum", "mul", "ave") else 2 * H
-    layers = [Layer((random_cell(rng, convs[0], D, H), random_cell(rng, convs[1], D, H, "reverse")),
-                    merge, padded, order),
-              Layer((random_cell(rng, convs[2], width, H), random_cell(rng, convs[3], width, H, "reverse")),
-                    merge, padded, order)]
-    return Network(framework, layers, final)
-
 
 @pytest.mark.parametrize("merge, padded, order, final", [
     ("concat", "zero", "input", "zero_if_empty"),
