@@ -46,6 +46,8 @@ SHARED_PRINTING = {"grukit.codegen.render", "grukit.codegen.output", "grukit.cod
 DEFERRED = {
     ("grukit.codegen.cli.conventions", "grukit.codegen.cli.cell"):
         "`grukit conventions` lists the presets without SymPy; one convention's equations need it",
+    ("grukit.codegen.bench.run", "grukit.codegen.bench.pytorch"):
+        "`grukit bench` says PyTorch is missing before anything imports it; the module steps import it",
     ("grukit.codegen.kernels.api", "grukit.codegen.kernels.emit"):
         "a preset's committed kernels load without SymPy and Jinja; only another convention is emitted",
 }

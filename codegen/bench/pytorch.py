@@ -3,14 +3,12 @@
 A step is what a training loop does: the module's forward on a batch (batch-first, one layer, the
 ``pytorch`` convention with the same weights in both), a loss, backward, and an optimizer step (SGD)
 that changes the weights. :func:`module_systems` gives the two steps as callables in the form
-``grukit bench``'s systems take (``run.rounds`` times them interleaved, ``run.ratio`` takes the
-median of per-round ratios); :func:`compare` runs them alone:
-
-    python -c "from grukit.codegen.bench.pytorch import compare; print(compare())"
+``grukit bench``'s systems take (``run.rounds`` times them interleaved with every other system,
+``run.ratio`` takes the median of per-round ratios). It imports PyTorch, so ``run`` imports it only
+once the bench has said that PyTorch is there.
 """
 from __future__ import annotations
 
-from grukit.codegen.bench.run import QUICK_ROUNDS, SIZES, ratio, rounds, torch_weights
 from grukit.codegen.pytorch.modules import GRU
 
 GRUKIT, TORCH = "grukit GRU {} train step", "torch nn.GRU {} train step"
@@ -44,21 +42,4 @@ def module_systems(size, dtype: str, w: dict, x, h0, dh) -> dict:
         module = cls(D, H, batch_first=True, dtype=kind)
         module.load_state_dict({n: torch.from_numpy(v) for n, v in w.items()})
         out[name.format(dtype)] = _step(module, *tensors)
-    return out
-
-
-def compare(sizes=SIZES, dtypes=("float32",), count: int = QUICK_ROUNDS) -> dict:
-    """{(size, dtype): how many times faster grukit's training step is than nn.GRU's}."""
-    import numpy as np
-
-    out = {}
-    for size in sizes:
-        B, T, D, H = size
-        for dtype in dtypes:
-            rng = np.random.default_rng(0)
-            w = torch_weights(rng, D, H, dtype)
-            arrays = [rng.uniform(-1, 1, shape).astype(dtype) for shape in ((B, T, D), (B, H), (B, T, H))]
-            systems = module_systems(size, dtype, w, *arrays)
-            times = rounds(systems, count)
-            out[(tuple(size), dtype)] = ratio(times, TORCH.format(dtype), GRUKIT.format(dtype))
     return out

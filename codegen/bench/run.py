@@ -277,7 +277,14 @@ def network_systems(size, threads: int) -> dict:
     return {"grukit network float64 train": grukit_train, "numpy engine network float64 train": numpy_train}
 
 
-SYSTEMS = [grukit_systems, torch_systems]
+def module_systems(size, dtype, w, x, h0, dh) -> dict:
+    """A training step of ``grukit.GRU`` and of ``nn.GRU`` (:mod:`grukit.codegen.bench.pytorch`)."""
+    from grukit.codegen.bench.pytorch import module_systems as steps
+
+    return steps(size, dtype, w, x, h0, dh)
+
+
+SYSTEMS = [grukit_systems, torch_systems, module_systems]
 """The systems timed at every size in both dtypes: each a function ``(size, dtype, weights, x, h0, dh)
 -> {"<system> <dtype> <mode>": callable}`` (mode ``forward`` or ``train``; ``weights`` PyTorch's
 arrays). A later system -- grukit's ``GRU`` module's training step, say -- is one more function here
@@ -287,6 +294,7 @@ COMPARISONS = [
     ("grukit {dtype} {mode}", "torch {dtype} {mode}"),
     ("grukit {dtype} {mode}", "onnxruntime {dtype} {mode}"),
     ("grukit {dtype} {mode}", "numpy engine float64 {mode}"),
+    ("grukit GRU {dtype} train step", "torch nn.GRU {dtype} train step"),
 ]
 """(system, peer) name templates of the ratios taken at every size: how many times faster the system
 is than its peer, the median of the per-round ratios (a pair is skipped where either was not timed)."""
