@@ -31,8 +31,10 @@ RANKS = {
     "grukit.codegen.docs": 6,
     "grukit.codegen.sheets": 7,
     "grukit.codegen.kernels": 7,
-    "grukit.codegen.bench": 8,
-    "grukit.codegen.cli": 9,
+    "grukit.codegen.pytorch": 8,
+    "grukit.codegen.bench": 9,
+    "grukit.codegen.web": 9,
+    "grukit.codegen.cli": 10,
 }
 """Folder (or shared module) -> rank. Peers share a rank: check and layers; sheets and kernels;
 the four shared printing modules, which may import one another (they are one folder's worth)."""

@@ -227,7 +227,7 @@ def conventions():
             raise GrukitError(f"{field}: {shown(name, 40)} is not a built-in convention (one of {', '.join(PRESETS)})")
     sides = [(PRESETS[n], equations_tex(PRESETS[n])) for n in (a, b)]
     return render_template("conventions.html", a=a, b=b, sides=sides, result=comparison(a, b),
-                           presets=list(PRESETS))
+                           presets=list(PRESETS), error=None)
 
 
 # --- the package's own files --------------------------------------------------------------------

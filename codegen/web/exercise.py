@@ -151,7 +151,7 @@ class Exercise:
         self.sections = form_sections(walk, self.consumers)
         self.entries = tuple(e for s in self.sections for e in s.entries)
         self._kept: dict[str, object] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one kept thing may be made of another (the worked sheet of the sheet)
 
     @property
     def title(self) -> str:
