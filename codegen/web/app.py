@@ -18,7 +18,7 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request, send_file
 from jinja2 import StrictUndefined
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
 
 from grukit.codegen.output import compile_pdf
 from grukit.codegen.render import escape_md, escape_md_code
@@ -72,9 +72,11 @@ def _headers(response: Response) -> Response:
 
 def _failed(exc: Exception):
     """Every failure as one line in a page: an HTTP error by its name, anything else as grukit's own."""
+    if isinstance(exc, SecurityError):  # a Host this server does not answer to: no page, which would name it
+        return Response("400 Bad Request: this page answers only to its own host names\n", 400, mimetype="text/plain")
     if isinstance(exc, RequestEntityTooLarge):
-        return _message(f"the request is larger than {MAX_REQUEST_BYTES // 2 ** 20} MiB (a problem file is a few "
-                        f"hundred bytes)", 413)
+        return _message(f"the request is larger than a page takes ({MAX_REQUEST_BYTES // 2 ** 20} MiB, "
+                        f"{MAX_FORM_PARTS} fields; a problem file is a few hundred bytes)", 413)
     if isinstance(exc, HTTPException):
         return _message(f"{exc.code} {exc.name}", exc.code or 500)
     if isinstance(exc, GrukitError):
