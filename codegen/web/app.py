@@ -23,7 +23,16 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityEr
 from grukit.codegen.output import compile_pdf
 from grukit.codegen.render import escape_md, escape_md_code
 from grukit.codegen.web.entries import Checked, check, claims_of, claims_text, exact_text, intervals_text, typed_values
-from grukit.codegen.web.exercise import MAX_SEED, Exercise, Exercises, builtin, generated, label_of
+from grukit.codegen.web.exercise import (
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    Exercise,
+    Exercises,
+    builtin,
+    generated,
+    label_of,
+)
 from grukit.codegen.web.worked import WorkedSheet, comparison, equations_tex
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
@@ -85,7 +94,7 @@ def _failed(exc: Exception):
 
 
 def _message(text: str, status: int):
-    return render_template("message.html", error=" ".join(str(text).split()), **_choices()), status
+    return render_template("message.html", error=" ".join(str(text).split())), status
 
 
 def _state() -> dict:
@@ -93,7 +102,8 @@ def _state() -> dict:
 
 
 def _choices() -> dict:
-    return {"presets": list(PRESETS), "max_seed": MAX_SEED}
+    """What the choosing page offers: the built-in conventions and the generator's bounds."""
+    return {"presets": list(PRESETS), "max_seed": MAX_SEED, "max_size": MAX_SIZE, "max_steps": MAX_STEPS}
 
 
 # --- choosing an exercise -----------------------------------------------------------------------

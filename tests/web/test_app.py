@@ -9,12 +9,15 @@ a_z[1] and the sigmoid of it computed with ``math.exp``.
 from __future__ import annotations
 
 import html
+import io
+import json
 import math
 import re
 import shutil
 import time
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 import yaml
 from helpers import EXAMPLES, ROOT
@@ -95,15 +98,10 @@ def notes_form(client) -> tuple[dict, Page]:
     for claim in load_claims(EXAMPLES / "course-notes-claims.yaml").claims:
         assert claim.node in names, claim.node
         elements = [claim.node] if claim.numbers.size == 1 else [
-            claim.node + "".join(f"[{i}]" for i in index) for index in _indices(claim.numbers.shape)]
+            claim.node + "".join(f"[{i}]" for i in index) for index in np.ndindex(claim.numbers.shape)]
         for element, printed in zip(elements, claim.numbers.ravel()):
             fields[typed_by_element[element]] = printed.text
     return {**page.hidden, **fields}, page
-
-
-def _indices(shape):
-    import numpy as np
-    return list(np.ndindex(shape))
 
 
 # --- the pages ------------------------------------------------------------------------------------
@@ -202,7 +200,7 @@ def test_the_generated_exercise_is_the_instructor_generators(client, tmp_path):
 
 def test_an_uploaded_or_pasted_problem_opens(client):
     data = (EXAMPLES / "homework.yaml").read_bytes()
-    upload = client.post("/exercise", data={"source": "upload", "problem_file": (__import__("io").BytesIO(data),
+    upload = client.post("/exercise", data={"source": "upload", "problem_file": (io.BytesIO(data),
                                                                                  "homework.yaml")},
                          content_type="multipart/form-data")
     pasted = client.post("/exercise", data={"source": "paste", "problem_text": data.decode()})
@@ -250,7 +248,7 @@ def test_a_hostile_problem_file_is_one_line_naming_it(client, name, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     text, words = HOSTILE[name]
     response = client.post("/exercise", data={"source": "upload", "problem_file": (
-        __import__("io").BytesIO(text.encode()), f"{name}.yaml")}, content_type="multipart/form-data")
+        io.BytesIO(text.encode()), f"{name}.yaml")}, content_type="multipart/form-data")
     error = one_line_error(response, 400, f"{name}.yaml", *words)
     assert "grukit-web-" not in error and "/tmp" not in error  # the scratch folder is never named
     assert not (tmp_path / "grukit-owned-marker").exists()
@@ -259,12 +257,12 @@ def test_a_hostile_problem_file_is_one_line_naming_it(client, name, tmp_path, mo
 def test_an_oversize_or_undecodable_upload_is_one_line(client):
     big = b"# " + b"x" * (300 * 1024) + b"\n"
     one_line_error(client.post("/exercise", data={"source": "upload", "problem_file": (
-        __import__("io").BytesIO(big), "big.yaml")}, content_type="multipart/form-data"), 400, "big.yaml", "256 KiB")
+        io.BytesIO(big), "big.yaml")}, content_type="multipart/form-data"), 400, "big.yaml", "256 KiB")
     huge = b"x" * (MAX_REQUEST_BYTES + 1)
     one_line_error(client.post("/exercise", data={"source": "upload", "problem_file": (
-        __import__("io").BytesIO(huge), "huge.yaml")}, content_type="multipart/form-data"), 413, "larger than")
+        io.BytesIO(huge), "huge.yaml")}, content_type="multipart/form-data"), 413, "larger than")
     one_line_error(client.post("/exercise", data={"source": "upload", "problem_file": (
-        __import__("io").BytesIO(b"title: caf\xe9\n"), "latin1.yaml")}, content_type="multipart/form-data"), 400,
+        io.BytesIO(b"title: caf\xe9\n"), "latin1.yaml")}, content_type="multipart/form-data"), 400,
         "latin1.yaml", "not UTF-8")
     fields = {f"e{k}": "1" for k in range(MAX_FORM_PARTS + 1)}  # a multipart form of too many parts
     one_line_error(client.post("/check", data=fields, content_type="multipart/form-data"), 413, "larger than")
@@ -280,7 +278,7 @@ def test_user_text_reaches_the_page_escaped(client):
     text = (EXAMPLES / "course-notes.yaml").read_text().replace(
         "title: GRU forward and backward pass (course notes example)", 'title: "<script>alert(1)</script>"')
     response = client.post("/exercise", data={"source": "upload", "problem_file": (
-        __import__("io").BytesIO(text.encode()), '<img src=x onerror=alert(1)>.yaml')},
+        io.BytesIO(text.encode()), '<img src=x onerror=alert(1)>.yaml')},
         content_type="multipart/form-data")
     body = response.get_data(as_text=True)
     assert response.status_code == 200
@@ -320,7 +318,7 @@ def test_the_downloaded_claims_file_gives_grukit_verify_the_same_verdicts(client
     claims = tmp_path / "claims.yaml"
     claims.write_bytes(response.data)  # it stands alone: the problem is written into it
     assert main(["verify", str(claims), "--json"]) == 1
-    data = __import__("json").loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)
     assert {c["name"]: c["verdict"] for c in data["claims"]} == page
 
 
