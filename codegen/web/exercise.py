@@ -90,26 +90,28 @@ class Section:
     entries: tuple[Entry, ...]
 
 
-_INDEX = re.compile(r"\[(\d+)\]")
+_STEPS = re.compile(r"\[(\d+)\]|\|t=(\d+)$")
+_OUTPUT_LAYER = re.compile(r"(loss|loss\[\d+\]|[op]\[\d+\]|W_o h\[\d+\]|h\[\d+\] W_o"
+                           r"|dL/do\[\d+\]|dL/dh\[\d+\]\|L|dL/dW_o\|t=\d+)")
+"""The loss head's numbers (:class:`~grukit.derive.audit.replay.Walk` names them so): the output layer,
+softmax, the loss, and the gradients the head starts the backward pass with."""
 _LOSS, _LOSS_BACKWARD, _GRADIENTS = (1, 0, "Loss"), (2, 0, "Loss, backward"), (4, 0, "Gradients of the parameters")
 
 
 def _section(name: str) -> tuple[int, int, str]:
     """Where the sheet works a number, from its name (``z[2]``, ``dL/dh[0]|q[1]``, ``dL/dW_z|t=2``):
-    (part, place within it, title), the parts in the sheet's order."""
-    steps = [int(k) for k in _INDEX.findall(name)]
-    output_layer = "W_o" in name or "b_o" in name
-    if not name.startswith("dL/d"):
-        if output_layer or re.match(r"(loss|o\[|p\[)", name):
-            return _LOSS
+    (part, place within it, title), the parts in the sheet's order. A gradient with no step in its
+    name is a parameter's (the sum over the steps); ``dL/dh[0]`` ends the backward pass of step 1."""
+    backward = name.startswith("dL/d")
+    if _OUTPUT_LAYER.fullmatch(name):
+        return _LOSS_BACKWARD if backward else _LOSS
+    steps = [int(a or b) for a, b in _STEPS.findall(name)]
+    if not backward:
         return (0, max(steps), f"Forward pass, step {max(steps)}")
-    step = re.search(r"\|t=(\d+)$", name)
-    if output_layer or name.startswith("dL/do[") or name.endswith("|L"):
-        return _LOSS_BACKWARD if (step or steps) else _GRADIENTS
-    t = int(step.group(1)) if step else max(steps, default=0)
-    if not step and not steps:
+    if not steps:
         return _GRADIENTS
-    return (3, -max(t, 1), f"Backward pass, step {max(t, 1)}")
+    t = max(max(steps), 1)
+    return (3, -t, f"Backward pass, step {t}")
 
 
 def consumers(walk: Walk) -> dict[str, str]:
