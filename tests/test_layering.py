@@ -39,7 +39,8 @@ RANKS = {
     "grukit.codegen.cli": 10,
 }
 """Folder (or shared module) -> rank. Peers share a rank: check and layers; sheets and kernels;
-the four shared printing modules, which may import one another (they are one folder's worth)."""
+pytorch and models; bench, grading and web; the four shared printing modules, which may import one
+another (they are one folder's worth)."""
 
 SHARED_PRINTING = {"grukit.codegen.render", "grukit.codegen.output", "grukit.codegen.latex", "grukit.codegen.docs"}
 

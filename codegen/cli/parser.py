@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _sheets_commands(sub)
     _kernels_commands(sub)
     _audit_commands(sub)
+    _web_commands(sub)
     return parser
 
 
@@ -206,3 +207,13 @@ def _audit_commands(sub) -> None:
     p.add_argument("b", help="a model file or problem file")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(run="models:cmd_diff")
+
+def _web_commands(sub) -> None:
+    p = sub.add_parser("serve", help="a local web page: check a hand calculation entry by entry, compare conventions",
+                       description="Start a local web page where a student chooses an exercise, types the numbers "
+                                   "of a hand calculation and sees each one judged (ok / rounding / propagated / "
+                                   "wrong, diagnosed), and where two conventions are compared. Needs the web extra "
+                                   "(pip install 'grukit[web]').")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=at_least(1), default=8000, help="the port (default 8000)")
+    p.set_defaults(run="web:cmd_serve")
