@@ -63,7 +63,7 @@ _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _exp_parts(y):
     """(2^n, exp(r) - 1) with exp(y) = 2^n (1 + (exp(r) - 1)), for y <= 0 (clamped at -745; NaN stays
     NaN: then 2^n is 1 and exp(r) - 1 is NaN)."""
@@ -109,14 +109,14 @@ def _exp_parts(y):
     return s, r + r * r * p
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _sigmoid(a):
     s, pm1 = _exp_parts(-abs(a))
     e = s + s * pm1
     return 1.0 / (1.0 + e) if a >= 0.0 else e / (1.0 + e)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _tanh(a):
     s, pm1 = _exp_parts(-2.0 * abs(a))
     em1 = (s - 1.0) + s * pm1
@@ -126,7 +126,7 @@ def _tanh(a):
 
 # --- the time loops (Numba) -----------------------------------------------------------------------
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _forward_steps(P_x, W_h_prev, W_q, BIAS, save, HS, S_z, S_r, S_q, S_c):
     """The steps after the input projection P_x (T, B, 3*H): per step the recurrent GEMM(s)
     and the fused loops. Writes the states HS[1:] (HS[0] holds h_0) and, with ``save``, the saved
@@ -163,7 +163,7 @@ def _forward_steps(P_x, W_h_prev, W_q, BIAS, save, HS, S_z, S_r, S_q, S_c):
                 HS[t + 1, b, j] = v_h
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _backward_steps(dh, HS, S_z, S_r, S_q, S_c, W_h_prev, W_q, DA_x, DA_h_prev, DA_q, dh0):
     """The steps in reverse: per step the fused loops and the transposed recurrent GEMM(s). Writes
     every pre-activation's adjoint into DA_* (packed as the weights are, time-major) and dL/dh_0."""
@@ -218,7 +218,7 @@ def _backward_steps(dh, HS, S_z, S_r, S_q, S_c, W_h_prev, W_q, DA_x, DA_h_prev, 
             dh0[b, j] = K_k_h__h_prev[b, j] + K_k_q__h_prev[b, j] + GT_h_prev[b, j]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _column_sums(A):
     """The sum of every column of A (a bias gradient over all T*B rows), accumulated in float64."""
     acc = np.zeros(A.shape[1], np.float64)

@@ -74,7 +74,7 @@ _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
 def _tanh(a):
     x = min(max(a, -_C), _C)
     x2 = x * x
@@ -91,14 +91,14 @@ def _tanh(a):
     return (_ONE if a > 0 else -_ONE) if abs(a) >= _SATURATED else t  # NaN: t, which is NaN
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
 def _sigmoid(a):
     return _HALF + _HALF * _tanh(_HALF * a)
 
 
 # --- the time loops (Numba) -----------------------------------------------------------------------
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
 def _forward_steps(P_x, W_h_prev, W_q, BIAS, save, HS, S_z, S_r, S_q, S_c):
     """The steps after the input projection P_x (T, B, H + 2): per step the recurrent GEMM(s)
     and the fused loops. Writes the states HS[1:] (HS[0] holds h_0) and, with ``save``, the saved
@@ -135,7 +135,7 @@ def _forward_steps(P_x, W_h_prev, W_q, BIAS, save, HS, S_z, S_r, S_q, S_c):
                 HS[t + 1, b, j] = v_h
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
 def _backward_steps(dh, HS, S_z, S_r, S_q, S_c, W_h_prev, W_q, DA_x, DA_h_prev, DA_q, dh0):
     """The steps in reverse: per step the fused loops and the transposed recurrent GEMM(s). Writes
     every pre-activation's adjoint into DA_* (packed as the weights are, time-major) and dL/dh_0."""
@@ -194,7 +194,7 @@ def _backward_steps(dh, HS, S_z, S_r, S_q, S_c, W_h_prev, W_q, DA_x, DA_h_prev, 
             dh0[b, j] = K_k_h__h_prev[b, j] + K_k_q__h_prev[b, j] + GT_h_prev[b, j]
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
 def _column_sums(A):
     """The sum of every column of A (a bias gradient over all T*B rows), accumulated in float64."""
     acc = np.zeros(A.shape[1], np.float64)

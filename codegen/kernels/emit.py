@@ -42,13 +42,14 @@ TEMPLATE = "kernel.py.j2"
 GENERATED = Path(__file__).resolve().parents[2] / "generated"
 
 JIT = {
-    "float32": 'cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}',
-    "float64": 'cache=True, error_model="numpy"',
+    "float32": 'cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}',
+    "float64": 'cache=True, nogil=True, error_model="numpy"',
 }
 """Numba options per dtype, written into the source (Numba's cache keys on the source, not on the
-options). ``error_model="numpy"``: a division never raises, so loops with divisions vectorize.
-float32 also allows reciprocal approximations, fused multiply-adds and ignoring the sign of zero
-(the measured accuracy in docs/kernels.md includes them); float64 keeps IEEE semantics."""
+options). ``nogil``: two directions of a layer may run in two Python threads. ``error_model="numpy"``: a
+division never raises, so loops with divisions vectorize. float32 also allows reciprocal approximations,
+fused multiply-adds and ignoring the sign of zero (the measured accuracy in docs/kernels.md includes them);
+float64 keeps IEEE semantics."""
 
 PRINTED = ("z", "r", "c")
 """Forward values the kernels always keep (the CLI prints them per step), besides what backward needs."""
