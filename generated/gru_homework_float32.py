@@ -56,7 +56,8 @@ SAVED = ('z', 'r', 'q', 'c')
 # float32: tanh as a [13/6] rational function of the clamped argument (the coefficients of Eigen's
 # and ONNX Runtime's vectorized tanh), exactly +-1 once saturated (so a saturated gate passes no
 # gradient, as in float64); sigmoid(a) = 1/2 + tanh(a/2)/2. No calls, so the fused loops vectorize
-# (Numba >= 0.62 has no SVML). Measured error against float64: see docs/kernels.md.
+# (Numba >= 0.62 has no SVML). Measured error against float64: see docs/kernels.md. Written with
+# selections (_where), not branches, so that the same code runs on numbers and on vectors.
 _C = np.float32(7.90531110763549805)
 _A1 = np.float32(4.89352455891786e-03)
 _A3 = np.float32(6.37261928875436e-04)
@@ -72,9 +73,10 @@ _B6 = np.float32(1.19825839466702e-06)
 _SATURATED = np.float32(9.0)  # |tanh(a)| rounds to within 3e-8 of 1 beyond this: return +-1 exactly
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, inline="always")
 def _tanh(a):
     x = min(max(a, -_C), _C)
     x2 = x * x
@@ -88,12 +90,17 @@ def _tanh(a):
     q = x2 * q + _B2
     q = x2 * q + _B0
     t = min(max(x * p / q, -_ONE), _ONE)
-    return (_ONE if a > 0 else -_ONE) if abs(a) >= _SATURATED else t  # NaN: t, which is NaN
+    return _where(abs(a) >= _SATURATED, _where(a > _ZERO, _ONE, -_ONE), t)  # NaN: t, which is NaN
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, inline="always")
 def _sigmoid(a):
     return _HALF + _HALF * _tanh(_HALF * a)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, inline="always")
+def _where(condition, if_true, if_false):
+    return if_true if condition else if_false
 
 
 # --- the time loops (Numba) -----------------------------------------------------------------------

@@ -55,23 +55,23 @@ SAVED = ('z', 'r', 'q', 'c')
 
 # float64: exp(-|a|) (and expm1) in operations that vectorize, no calls: Cody-Waite range reduction
 # y = n ln2 + r with |r| <= ln2/2, a degree-13 Taylor polynomial for exp(r) - 1 (truncation below
-# 1e-17 there) and 2^n by eleven selections (Numba cannot reinterpret bits). sigmoid through
+# 1e-17 there) and 2^n by eleven selections (_where: the same code runs on numbers and on vectors). sigmoid through
 # exp(-|a|) and tanh through expm1(-2|a|): neither overflows, and both keep their relative accuracy
 # in the tails and near 0 (measured within 5e-16 of the C library; tests/kernels/test_kernels.py).
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2^52: x + _ROUND - _ROUND is x rounded to an integer, for |x| < 2^51
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 def _exp_parts(y):
     """(2^n, exp(r) - 1) with exp(y) = 2^n (1 + (exp(r) - 1)), for y <= 0 (clamped at -745; NaN stays
     NaN: then 2^n is 1 and exp(r) - 1 is NaN)."""
-    y = -745.0 if y < -745.0 else y
-    n = np.floor(y * _LOG2E + 0.5)
+    y = _where(y < -745.0, -745.0, y)
+    n = (y * _LOG2E + _ROUND) - _ROUND  # the nearest integer (IEEE rounding; float64 has no fastmath)
     r = (y - n * _LN2_HI) - n * _LN2_LO
-    p = 1.6059043836821613e-10
-    p = p * r + 2.08767569878681e-09
+    p = r * 1.6059043836821613e-10 + 2.08767569878681e-09
     p = p * r + 2.505210838544172e-08
     p = p * r + 2.755731922398589e-07
     p = p * r + 2.7557319223985893e-06
@@ -83,29 +83,28 @@ def _exp_parts(y):
     p = p * r + 0.16666666666666666
     p = p * r + 0.5
     m = -n
-    s = 1.0
-    s = s * (5.562684646268003e-309 if m >= 1024.0 else 1.0)
-    m = m - (1024.0 if m >= 1024.0 else 0.0)
-    s = s * (7.458340731200207e-155 if m >= 512.0 else 1.0)
-    m = m - (512.0 if m >= 512.0 else 0.0)
-    s = s * (8.636168555094445e-78 if m >= 256.0 else 1.0)
-    m = m - (256.0 if m >= 256.0 else 0.0)
-    s = s * (2.938735877055719e-39 if m >= 128.0 else 1.0)
-    m = m - (128.0 if m >= 128.0 else 0.0)
-    s = s * (5.421010862427522e-20 if m >= 64.0 else 1.0)
-    m = m - (64.0 if m >= 64.0 else 0.0)
-    s = s * (2.3283064365386963e-10 if m >= 32.0 else 1.0)
-    m = m - (32.0 if m >= 32.0 else 0.0)
-    s = s * (1.52587890625e-05 if m >= 16.0 else 1.0)
-    m = m - (16.0 if m >= 16.0 else 0.0)
-    s = s * (0.00390625 if m >= 8.0 else 1.0)
-    m = m - (8.0 if m >= 8.0 else 0.0)
-    s = s * (0.0625 if m >= 4.0 else 1.0)
-    m = m - (4.0 if m >= 4.0 else 0.0)
-    s = s * (0.25 if m >= 2.0 else 1.0)
-    m = m - (2.0 if m >= 2.0 else 0.0)
-    s = s * (0.5 if m >= 1.0 else 1.0)
-    m = m - (1.0 if m >= 1.0 else 0.0)
+    s = _where(m >= 1024.0, 5.562684646268003e-309, 1.0)
+    m = m - _where(m >= 1024.0, 1024.0, 0.0)
+    s = s * _where(m >= 512.0, 7.458340731200207e-155, 1.0)
+    m = m - _where(m >= 512.0, 512.0, 0.0)
+    s = s * _where(m >= 256.0, 8.636168555094445e-78, 1.0)
+    m = m - _where(m >= 256.0, 256.0, 0.0)
+    s = s * _where(m >= 128.0, 2.938735877055719e-39, 1.0)
+    m = m - _where(m >= 128.0, 128.0, 0.0)
+    s = s * _where(m >= 64.0, 5.421010862427522e-20, 1.0)
+    m = m - _where(m >= 64.0, 64.0, 0.0)
+    s = s * _where(m >= 32.0, 2.3283064365386963e-10, 1.0)
+    m = m - _where(m >= 32.0, 32.0, 0.0)
+    s = s * _where(m >= 16.0, 1.52587890625e-05, 1.0)
+    m = m - _where(m >= 16.0, 16.0, 0.0)
+    s = s * _where(m >= 8.0, 0.00390625, 1.0)
+    m = m - _where(m >= 8.0, 8.0, 0.0)
+    s = s * _where(m >= 4.0, 0.0625, 1.0)
+    m = m - _where(m >= 4.0, 4.0, 0.0)
+    s = s * _where(m >= 2.0, 0.25, 1.0)
+    m = m - _where(m >= 2.0, 2.0, 0.0)
+    s = s * _where(m >= 1.0, 0.5, 1.0)
+    m = m - _where(m >= 1.0, 1.0, 0.0)
     return s, r + r * r * p
 
 
@@ -113,7 +112,7 @@ def _exp_parts(y):
 def _sigmoid(a):
     s, pm1 = _exp_parts(-abs(a))
     e = s + s * pm1
-    return 1.0 / (1.0 + e) if a >= 0.0 else e / (1.0 + e)
+    return _where(a >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -121,7 +120,12 @@ def _tanh(a):
     s, pm1 = _exp_parts(-2.0 * abs(a))
     em1 = (s - 1.0) + s * pm1
     t = -em1 / (2.0 + em1)
-    return t if a >= 0.0 else -t
+    return _where(a >= 0.0, t, -t)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _where(condition, if_true, if_false):
+    return if_true if condition else if_false
 
 
 # --- the time loops (Numba) -----------------------------------------------------------------------

@@ -223,6 +223,34 @@ def test_float32_kernels_agree_with_the_numpy_engine(name, B, T, D, H, seed):
     check_against_engine(name, "float32", B, T, D, H, seed)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_vector_loops_agree_with_the_numpy_engine(name, dtype):
+    """Sizes past the vector width (16 float32 or 8 float64 lanes with AVX-512, half with AVX2): H
+    a multiple of it, H with a last partial vector and H with several unit blocks, batches of 4-row
+    tiles and a remainder; the hypothesis sizes above (H <= 5) run only the scalar remainder loops."""
+    for seed, (B, T, D, H) in enumerate([(5, 3, 2, 16), (6, 3, 3, 37), (9, 2, 2, 70)]):
+        check_against_engine(name, dtype, B, T, D, H, seed)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["pytorch", "onnx", "keras"])
+def test_unit_blocks_in_parallel_give_the_same_numbers(name, dtype, monkeypatch):
+    """The unit blocks of a step on Numba's threads or one after the other: every unit is computed
+    by the same code either way, so every number is the same, bit for bit."""
+    conv = PRESETS[name]
+    k = kernels.load(name, dtype)
+    w, x, h0, dh = case(conv, 9, 4, 3, 70, seed=5, dtype=dtype)
+    results = []
+    for threads in (False, True):
+        monkeypatch.setattr(k.module, "_threads", lambda B, H, threads=threads: threads)
+        fwd = k.forward(x, h0, w)
+        results.append((fwd.h.copy(), k.backward(fwd, dh)))
+    (h1, g1), (h2, g2) = results
+    assert np.array_equal(h1, h2)
+    assert all(np.array_equal(g1[key], g2[key]) for key in g1)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_float64_gradients_agree_with_central_differences(name):
     conv = PRESETS[name]
