@@ -97,6 +97,7 @@ def _tanh(a):
     t = min(max(x * p / q, -_ONE), _ONE)
     return _where(abs(a) >= _SATURATED, _where(a > _ZERO, _ONE, -_ONE), t)  # NaN: t, which is NaN
 
+
 # --- explicit vectors: LLVM's <_L x type> as a Numba type, for the per-step products -------------
 
 _FEATURES = llvmlite.binding.get_host_cpu_features()
@@ -202,6 +203,7 @@ def _vlane(typingctx, vector, lane):
 # vectors (a number mixed in is broadcast) are the operators below, each one LLVM instruction, with
 # the scalar semantics of Numba (max(a, b) is b if b > a else a, so NaN in a stays; comparisons
 # with NaN are false), so that a lane computes what the scalar code computes.
+
 
 class _Mask(numba.types.Type):
     """_L comparison results (LLVM's <_L x i1>): what _where selects by."""

@@ -128,6 +128,7 @@ def _tanh(a):
     t = -em1 / (2.0 + em1)
     return _where(a >= 0.0, t, -t)
 
+
 # --- explicit vectors: LLVM's <_L x type> as a Numba type, for the per-step products -------------
 
 _FEATURES = llvmlite.binding.get_host_cpu_features()
@@ -233,6 +234,7 @@ def _vlane(typingctx, vector, lane):
 # vectors (a number mixed in is broadcast) are the operators below, each one LLVM instruction, with
 # the scalar semantics of Numba (max(a, b) is b if b > a else a, so NaN in a stays; comparisons
 # with NaN are false), so that a lane computes what the scalar code computes.
+
 
 class _Mask(numba.types.Type):
     """_L comparison results (LLVM's <_L x i1>): what _where selects by."""
