@@ -809,9 +809,9 @@ def _panels(arrays):
             _panel(np.ascontiguousarray(W_q.T), 1, 3 * _L))
 
 
-_PARALLEL_WORK = 2 ** 14
-"""Below this many multiply-adds per step and unit block pair (B * H * H), the unit blocks run
-one after the other: a parallel region costs more than it saves (measured; docs/kernels.md)."""
+_PARALLEL_WORK = 2 ** 21
+"""Below B * H * H of this (B=32, H=256), the unit blocks run one after the other: a parallel region
+per step and segment costs 8-10 us here, more than it saves below (measured; docs/kernels.md)."""
 
 
 def _threads(B, H):
@@ -839,15 +839,21 @@ def _arena(*shapes):
     together as one block, which malloc hands back on the next call, so a training loop does not
     page in fresh memory every step of the way (measured: 416 page faults, half of a 1 ms forward
     pass at B=32, T=64, H=32, when each array was allocated on its own)."""
-    align = 64 // DTYPE().itemsize
-    sizes = [-(-math.prod(s) // align) * align for s in shapes]
-    arena = np.empty(sum(sizes) + align, DTYPE)
-    start = (-arena.ctypes.data // DTYPE().itemsize) % align
-    out = []
-    for shape, size in zip(shapes, sizes):
-        out.append(arena[start:start + math.prod(shape)].reshape(shape))
-        start += size
-    return out
+    layout = _LAYOUTS.get(shapes)
+    if layout is None:  # the offsets of these shapes, computed once (a small problem's call is ~30 us)
+        if len(_LAYOUTS) >= 256:
+            _LAYOUTS.clear()
+        sizes = [math.prod(s) for s in shapes]
+        offsets = [sum(-(-n // _ALIGN) * _ALIGN for n in sizes[:i]) for i in range(len(sizes) + 1)]
+        layout = _LAYOUTS[shapes] = (offsets[-1] + _ALIGN, list(zip(offsets, sizes, shapes)))
+    total, pieces = layout
+    arena = np.empty(total, DTYPE)
+    start = (-arena.ctypes.data // DTYPE().itemsize) % _ALIGN
+    return [arena[start + offset:start + offset + size].reshape(shape) for offset, size, shape in pieces]
+
+
+_ALIGN = 64 // DTYPE().itemsize
+_LAYOUTS = {}
 
 
 def _check(name, value, ndim):
