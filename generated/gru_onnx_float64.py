@@ -423,8 +423,10 @@ def _vput(C, index, vector, n):
 def _tile_1x3(A, a0, K, P, p0, C, c0, ldc, B, H, j0):
     """One unit block of a step's product: C[c0 + b*ldc + g*H + j0 + u] = the sum over k < K of
     A[a0 + b*K + k] * P[p0 + k*3*_L + g*3*_L + u] (flat) for every row b < B, gate block
-    g < 1 and unit u < 3*_L with j0 + u < H. Four rows at a time: 12 vector
-    accumulators, per k 3 vector loads of the panel and one broadcast per row."""
+    g < 1 and unit u < 3*_L with j0 + u < H. Four rows at a time (12 vector
+    accumulators; eight rows with AVX-512's 32 registers were 5-10% faster but compiled 1.7 times
+    as long), per k 3 vector loads of the panel and one broadcast per row; then the remaining
+    rows one by one."""
     zero = _vsplat(_SCALAR(0.0))
     b = 0
     while b + 4 <= B:
@@ -466,14 +468,17 @@ def _tile_1x3(A, a0, K, P, p0, C, c0, ldc, B, H, j0):
         _vput(C, c0 + (b + 3) * ldc + j0 + _L, acc3_1, H - j0 - _L)
         _vput(C, c0 + (b + 3) * ldc + j0 + 2 * _L, acc3_2, H - j0 - 2 * _L)
         b += 4
-    while b < B:
+    while b + 1 <= B:
         acc0_0 = acc0_1 = acc0_2 = zero
         for k in range(K):
             q = p0 + k * 3 * _L
+            w0 = _vload(P, q)
+            w1 = _vload(P, q + _L)
+            w2 = _vload(P, q + 2 * _L)
             x = _vsplat_at(A, a0 + b * K + k)
-            acc0_0 = _vfma(x, _vload(P, q), acc0_0)
-            acc0_1 = _vfma(x, _vload(P, q + _L), acc0_1)
-            acc0_2 = _vfma(x, _vload(P, q + 2 * _L), acc0_2)
+            acc0_0 = _vfma(x, w0, acc0_0)
+            acc0_1 = _vfma(x, w1, acc0_1)
+            acc0_2 = _vfma(x, w2, acc0_2)
         _vput(C, c0 + b * ldc + j0, acc0_0, H - j0)
         _vput(C, c0 + b * ldc + j0 + _L, acc0_1, H - j0 - _L)
         _vput(C, c0 + b * ldc + j0 + 2 * _L, acc0_2, H - j0 - 2 * _L)
@@ -484,8 +489,10 @@ def _tile_1x3(A, a0, K, P, p0, C, c0, ldc, B, H, j0):
 def _tile_2x1(A, a0, K, P, p0, C, c0, ldc, B, H, j0):
     """One unit block of a step's product: C[c0 + b*ldc + g*H + j0 + u] = the sum over k < K of
     A[a0 + b*K + k] * P[p0 + k*2*_L + g*1*_L + u] (flat) for every row b < B, gate block
-    g < 2 and unit u < 1*_L with j0 + u < H. Four rows at a time: 8 vector
-    accumulators, per k 2 vector loads of the panel and one broadcast per row."""
+    g < 2 and unit u < 1*_L with j0 + u < H. Four rows at a time (8 vector
+    accumulators; eight rows with AVX-512's 32 registers were 5-10% faster but compiled 1.7 times
+    as long), per k 2 vector loads of the panel and one broadcast per row; then the remaining
+    rows one by one."""
     zero = _vsplat(_SCALAR(0.0))
     b = 0
     while b + 4 <= B:
@@ -518,13 +525,15 @@ def _tile_2x1(A, a0, K, P, p0, C, c0, ldc, B, H, j0):
         _vput(C, c0 + (b + 3) * ldc + j0, acc3_0, H - j0)
         _vput(C, c0 + (b + 3) * ldc + H + j0, acc3_1, H - j0)
         b += 4
-    while b < B:
+    while b + 1 <= B:
         acc0_0 = acc0_1 = zero
         for k in range(K):
             q = p0 + k * 2 * _L
+            w0 = _vload(P, q)
+            w1 = _vload(P, q + _L)
             x = _vsplat_at(A, a0 + b * K + k)
-            acc0_0 = _vfma(x, _vload(P, q), acc0_0)
-            acc0_1 = _vfma(x, _vload(P, q + _L), acc0_1)
+            acc0_0 = _vfma(x, w0, acc0_0)
+            acc0_1 = _vfma(x, w1, acc0_1)
         _vput(C, c0 + b * ldc + j0, acc0_0, H - j0)
         _vput(C, c0 + b * ldc + H + j0, acc0_1, H - j0)
         b += 1
@@ -837,8 +846,8 @@ def _panels(arrays):
             _panel(np.ascontiguousarray(W_q.T), 1, 3 * _L))
 
 
-_PARALLEL_WORK = 2 ** 21
-"""Below B * H * H of this (B=32, H=256), the unit blocks run one after the other: a parallel region
+_PARALLEL_WORK = 2 ** 19
+"""Below B * H * H of this (B=32, H=128), the unit blocks run one after the other: a parallel region
 per step and segment costs 8-10 us here, more than it saves below (measured; docs/kernels.md)."""
 
 
