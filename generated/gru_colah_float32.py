@@ -3,7 +3,8 @@
 # Regenerate with `grukit codegen --update`; `grukit codegen --check` compares byte for byte.
 """GRU forward and backward (BPTT) kernels for one convention and dtype.
 
-Self-contained: it imports only numpy, numba and math, so it can be copied into another project.
+Self-contained: it imports only numpy, numba, math, operator and llvmlite (Numba's code generator), so
+it can be copied into another project.
 
     fwd = forward(x, h0, weights)   # x (B, T, D), h0 (B, H); weights by this convention's names
     fwd.h                           # (B, T, H): h_1 .. h_T

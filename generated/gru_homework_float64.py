@@ -3,7 +3,8 @@
 # Regenerate with `grukit codegen --update`; `grukit codegen --check` compares byte for byte.
 """GRU forward and backward (BPTT) kernels for one convention and dtype.
 
-Self-contained: it imports only numpy, numba and math, so it can be copied into another project.
+Self-contained: it imports only numpy, numba, math, operator and llvmlite (Numba's code generator), so
+it can be copied into another project.
 
     fwd = forward(x, h0, weights)   # x (B, T, D), h0 (B, H); weights by this convention's names
     fwd.h                           # (B, T, H): h_1 .. h_T
@@ -42,8 +43,14 @@ reset-before's ``q = r * h_prev``):
 """
 import math
 
+import operator
+
+import llvmlite.binding
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic, models, overload, register_model
 
 DTYPE = np.float64
 CONVENTION = 'homework'
@@ -55,7 +62,8 @@ SAVED = ('z', 'r', 'q', 'c')
 
 # float64: exp(-|a|) (and expm1) in operations that vectorize, no calls: Cody-Waite range reduction
 # y = n ln2 + r with |r| <= ln2/2, a degree-13 Taylor polynomial for exp(r) - 1 (truncation below
-# 1e-17 there) and 2^n by eleven selections (_where: the same code runs on numbers and on vectors). sigmoid through
+# 1e-17 there) and 2^n built in the exponent bits (_pow2; no branch: the same code runs on numbers and on
+# vectors). sigmoid through
 # exp(-|a|) and tanh through expm1(-2|a|): neither overflows, and both keep their relative accuracy
 # in the tails and near 0 (measured within 5e-16 of the C library; tests/kernels/test_kernels.py).
 _LOG2E = 1.4426950408889634
@@ -82,29 +90,8 @@ def _exp_parts(y):
     p = p * r + 0.041666666666666664
     p = p * r + 0.16666666666666666
     p = p * r + 0.5
-    m = -n
-    s = _where(m >= 1024.0, 5.562684646268003e-309, 1.0)
-    m = m - _where(m >= 1024.0, 1024.0, 0.0)
-    s = s * _where(m >= 512.0, 7.458340731200207e-155, 1.0)
-    m = m - _where(m >= 512.0, 512.0, 0.0)
-    s = s * _where(m >= 256.0, 8.636168555094445e-78, 1.0)
-    m = m - _where(m >= 256.0, 256.0, 0.0)
-    s = s * _where(m >= 128.0, 2.938735877055719e-39, 1.0)
-    m = m - _where(m >= 128.0, 128.0, 0.0)
-    s = s * _where(m >= 64.0, 5.421010862427522e-20, 1.0)
-    m = m - _where(m >= 64.0, 64.0, 0.0)
-    s = s * _where(m >= 32.0, 2.3283064365386963e-10, 1.0)
-    m = m - _where(m >= 32.0, 32.0, 0.0)
-    s = s * _where(m >= 16.0, 1.52587890625e-05, 1.0)
-    m = m - _where(m >= 16.0, 16.0, 0.0)
-    s = s * _where(m >= 8.0, 0.00390625, 1.0)
-    m = m - _where(m >= 8.0, 8.0, 0.0)
-    s = s * _where(m >= 4.0, 0.0625, 1.0)
-    m = m - _where(m >= 4.0, 4.0, 0.0)
-    s = s * _where(m >= 2.0, 0.25, 1.0)
-    m = m - _where(m >= 2.0, 2.0, 0.0)
-    s = s * _where(m >= 1.0, 0.5, 1.0)
-    m = m - _where(m >= 1.0, 1.0, 0.0)
+    n1 = max(n, -1022.0)  # 2^n = 2^n1 * 2^(n - n1), both normal numbers (n >= -1075, n - n1 >= -53)
+    s = _where(n >= -1075.0, _pow2(n1) * _pow2(n - n1), 1.0)  # NaN (the comparison is false): 1
     return s, r + r * r * p
 
 
@@ -123,9 +110,299 @@ def _tanh(a):
     return _where(a >= 0.0, t, -t)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+# --- explicit vectors: LLVM's <_L x type> as a Numba type, for the per-step products -------------
+
+_FEATURES = llvmlite.binding.get_host_cpu_features()
+_L = 8 if _FEATURES.get("avx512f") else 4 if _FEATURES.get("avx2") else 2
+"""Lanes of one vector on the CPU this module runs on (AVX-512, AVX2, else SSE; any width is
+correct everywhere: LLVM splits a vector wider than the CPU's registers)."""
+_VECTOR_IR = ir.VectorType(ir.DoubleType(), _L)
+_FMA = f"llvm.fma.v{_L}f64"
+
+
+class _Vector(numba.types.Type):
+    """_L numbers of DTYPE in one vector register."""
+
+    def __init__(self):
+        super().__init__(name=f"{__name__}.vector{_L}")
+
+
+@register_model(_Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VECTOR_IR)
+
+
+_VECTOR = _Vector()
+_SCALAR = numba.from_dtype(DTYPE)
+_INDEX = numba.types.intp
+
+
+def _element(context, builder, array_type, array, index):
+    """The address of element ``index`` (flat) of a C-contiguous array."""
+    return builder.gep(context.make_array(array_type)(context, builder, array).data, [index])
+
+
+@intrinsic
+def _vload(typingctx, array, index):
+    """The _L numbers of ``array`` (C-contiguous, read flat) from ``index`` on."""
+    def codegen(context, builder, sig, args):
+        address = builder.bitcast(_element(context, builder, sig.args[0], *args), _VECTOR_IR.as_pointer())
+        return builder.load(address, align=DTYPE().itemsize)
+    return _VECTOR(array, _INDEX), codegen
+
+
+@intrinsic
+def _vstore(typingctx, array, index, vector):
+    """Writes ``vector`` into the _L numbers of ``array`` from ``index`` on."""
+    def codegen(context, builder, sig, args):
+        address = builder.bitcast(_element(context, builder, sig.args[0], args[0], args[1]), _VECTOR_IR.as_pointer())
+        builder.store(args[2], address, align=DTYPE().itemsize)
+        return context.get_dummy_value()
+    return numba.types.void(array, _INDEX, _VECTOR), codegen
+
+
+@intrinsic
+def _sstore(typingctx, array, index, value):
+    """Writes one number into ``array`` at flat ``index``."""
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _element(context, builder, sig.args[0], args[0], args[1]))
+        return context.get_dummy_value()
+    return numba.types.void(array, _INDEX, _SCALAR), codegen
+
+
+def _splat(builder, value):
+    one = builder.insert_element(ir.Constant(_VECTOR_IR, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(_VECTOR_IR, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), _L), [0] * _L))
+
+
+@intrinsic
+def _vsplat(typingctx, value):
+    """``value`` (a number, converted to DTYPE) in every lane."""
+    def codegen(context, builder, sig, args):
+        return _splat(builder, context.cast(builder, args[0], sig.args[0], _SCALAR))
+    return _VECTOR(value), codegen
+
+
+@intrinsic
+def _vsplat_at(typingctx, array, index):
+    """``array``'s number at flat ``index`` in every lane."""
+    def codegen(context, builder, sig, args):
+        return _splat(builder, builder.load(_element(context, builder, sig.args[0], *args)))
+    return _VECTOR(array, _INDEX), codegen
+
+
+@intrinsic
+def _vfma(typingctx, a, b, c):
+    """a * b + c lane by lane, rounded once (LLVM's fma: one instruction with FMA)."""
+    def codegen(context, builder, sig, args):
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR_IR, [_VECTOR_IR] * 3), _FMA)
+        return builder.call(fma, args)
+    return _VECTOR(_VECTOR, _VECTOR, _VECTOR), codegen
+
+
+@intrinsic
+def _vlane(typingctx, vector, lane):
+    """One lane of ``vector``."""
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], args[1])
+    return _SCALAR(_VECTOR, _INDEX), codegen
+
+
+# The fused loops on vectors: the printed per-unit code runs unchanged on _L units at once. Array
+# elements are read and written through _vget/_vset; arithmetic, comparisons, min, max and abs of
+# vectors (a number mixed in is broadcast) are the operators below, each one LLVM instruction, with
+# the scalar semantics of Numba (max(a, b) is b if b > a else a, so NaN in a stays; comparisons
+# with NaN are false), so that a lane computes what the scalar code computes.
+
+
+class _Mask(numba.types.Type):
+    """_L comparison results (LLVM's <_L x i1>): what _where selects by."""
+
+    def __init__(self):
+        super().__init__(name=f"{__name__}.mask{_L}")
+
+
+@register_model(_Mask)
+class _MaskModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(ir.IntType(1), _L))
+
+
+_MASK = _Mask()
+
+
+def _item(context, builder, array_type, array, index_type, index):
+    """The address of array[index] (``index`` a tuple, one integer per axis) as a vector pointer."""
+    values = [context.cast(builder, v, t, _INDEX) for v, t in zip(cgutils.unpack_tuple(builder, index), index_type)]
+    item = cgutils.get_item_pointer(context, builder, array_type,
+                                    context.make_array(array_type)(context, builder, array),
+                                    values, wraparound=False)
+    return builder.bitcast(item, _VECTOR_IR.as_pointer())
+
+
+@intrinsic
+def _vget(typingctx, array, index):
+    """The _L numbers array[index], array[index + 1] ... along the last axis (units j .. j + _L - 1)."""
+    def codegen(context, builder, sig, args):
+        return builder.load(_item(context, builder, sig.args[0], args[0], sig.args[1], args[1]),
+                            align=DTYPE().itemsize)
+    return _VECTOR(array, index), codegen
+
+
+@intrinsic
+def _vset(typingctx, array, index, vector):
+    """Writes ``vector`` into array[index], array[index + 1] ... along the last axis."""
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _item(context, builder, sig.args[0], args[0], sig.args[1], args[1]),
+                      align=DTYPE().itemsize)
+        return context.get_dummy_value()
+    return numba.types.void(array, index, _VECTOR), codegen
+
+
+def _instruction(result, emit):
+    """An intrinsic of two vectors: ``emit(builder, a, b)`` is one LLVM instruction."""
+    def typer(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            return emit(builder, *args)
+        return result(_VECTOR, _VECTOR), codegen
+    return intrinsic(typer)
+
+
+_vadd = _instruction(_VECTOR, lambda builder, a, b: builder.fadd(a, b))
+_vsub = _instruction(_VECTOR, lambda builder, a, b: builder.fsub(a, b))
+_vmul = _instruction(_VECTOR, lambda builder, a, b: builder.fmul(a, b))
+_vdiv = _instruction(_VECTOR, lambda builder, a, b: builder.fdiv(a, b))
+_vlt = _instruction(_MASK, lambda builder, a, b: builder.fcmp_ordered("<", a, b))
+_vgt = _instruction(_MASK, lambda builder, a, b: builder.fcmp_ordered(">", a, b))
+_vle = _instruction(_MASK, lambda builder, a, b: builder.fcmp_ordered("<=", a, b))
+_vge = _instruction(_MASK, lambda builder, a, b: builder.fcmp_ordered(">=", a, b))
+
+
+@intrinsic
+def _vselect(typingctx, mask, a, b):
+    """a where ``mask`` holds, else b, lane by lane."""
+    def codegen(context, builder, sig, args):
+        return builder.select(*args)
+    return _VECTOR(_MASK, _VECTOR, _VECTOR), codegen
+
+
+@intrinsic
+def _vabs(typingctx, a):
+    def codegen(context, builder, sig, args):
+        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR_IR, [_VECTOR_IR]),
+                                              f"llvm.fabs.v{_L}f64")
+        return builder.call(fabs, args)
+    return _VECTOR(_VECTOR), codegen
+
+
+@intrinsic
+def _pow2(typingctx, n):
+    """2^n for whole numbers -1022 <= n <= 1023 (a number or a vector): n + 1023 shifted into the exponent bits."""
+    def codegen(context, builder, sig, args):
+        lanes = getattr(args[0].type, "count", None)
+        bits = ir.IntType(64) if lanes is None else ir.VectorType(ir.IntType(64), lanes)
+        bias = ir.Constant(bits, 1023 if lanes is None else [1023] * lanes)
+        shift = ir.Constant(bits, 52 if lanes is None else [52] * lanes)
+        exponent = builder.shl(builder.add(builder.fptosi(args[0], bits), bias), shift)
+        return builder.bitcast(exponent, args[0].type)
+    if isinstance(n, _Vector):
+        return _VECTOR(_VECTOR), codegen
+    if isinstance(n, numba.types.Float):
+        return numba.float64(numba.float64), codegen
+
+
+@intrinsic
+def _mask_or(typingctx, a, b):
+    def codegen(context, builder, sig, args):
+        return builder.or_(*args)
+    return _MASK(_MASK, _MASK), codegen
+
+
+@intrinsic
+def _mask_and(typingctx, a, b):
+    def codegen(context, builder, sig, args):
+        return builder.and_(*args)
+    return _MASK(_MASK, _MASK), codegen
+
+
+def _vector(x):
+    """x as a vector: itself, or a number broadcast (for Numba only)."""
+
+
+@overload(_vector)
+def _vector_of(x):
+    if isinstance(x, _Vector):
+        return lambda x: x
+    if isinstance(x, numba.types.Number):
+        return lambda x: _vsplat(x)
+
+
+def _vectors(a, b):
+    """Whether a binary operator on types a, b is one of vectors (at least one vector, else numbers)."""
+    kinds = (_Vector, numba.types.Number)
+    return (isinstance(a, _Vector) or isinstance(b, _Vector)) and isinstance(a, kinds) and isinstance(b, kinds)
+
+
+def _overload_binary(operation, instruction):
+    @overload(operation)
+    def on_vectors(a, b):
+        if _vectors(a, b):
+            return lambda a, b: instruction(_vector(a), _vector(b))
+
+
+for _operation, _instr in ((operator.add, _vadd), (operator.sub, _vsub), (operator.mul, _vmul),
+                           (operator.truediv, _vdiv), (operator.lt, _vlt), (operator.gt, _vgt),
+                           (operator.le, _vle), (operator.ge, _vge)):
+    _overload_binary(_operation, _instr)
+
+
+@overload(operator.neg)
+def _neg(a):
+    if isinstance(a, _Vector):
+        return lambda a: _vmul(_vsplat(-1.0), a)  # exact: a sign flip
+
+
+@overload(abs)
+def _abs(a):
+    if isinstance(a, _Vector):
+        return lambda a: _vabs(a)
+
+
+@overload(max)
+def _max(a, b):
+    if _vectors(a, b):
+        return lambda a, b: _vselect(_vgt(_vector(b), _vector(a)), _vector(b), _vector(a))
+
+
+@overload(min)
+def _min(a, b):
+    if _vectors(a, b):
+        return lambda a, b: _vselect(_vlt(_vector(b), _vector(a)), _vector(b), _vector(a))
+
+
+@overload(operator.or_)
+def _or(a, b):
+    if isinstance(a, _Mask) and isinstance(b, _Mask):
+        return lambda a, b: _mask_or(a, b)
+
+
+@overload(operator.and_)
+def _and(a, b):
+    if isinstance(a, _Mask) and isinstance(b, _Mask):
+        return lambda a, b: _mask_and(a, b)
+
+
 def _where(condition, if_true, if_false):
-    return if_true if condition else if_false
+    """if_true where condition holds, else if_false: a select, for numbers and vectors alike (for Numba only)."""
+
+
+@overload(_where)
+def _where_of(condition, if_true, if_false):
+    if isinstance(condition, _Mask):
+        return lambda condition, if_true, if_false: _vselect(condition, _vector(if_true), _vector(if_false))
+    return lambda condition, if_true, if_false: if_true if condition else if_false
 
 
 # --- the time loops (Numba) -----------------------------------------------------------------------

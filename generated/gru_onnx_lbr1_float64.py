@@ -3,7 +3,8 @@
 # Regenerate with `grukit codegen --update`; `grukit codegen --check` compares byte for byte.
 """GRU forward and backward (BPTT) kernels for one convention and dtype.
 
-Self-contained: it imports only numpy, numba and math, so it can be copied into another project.
+Self-contained: it imports only numpy, numba, math, operator and llvmlite (Numba's code generator), so
+it can be copied into another project.
 
     fwd = forward(x, h0, weights)   # x (B, T, D), h0 (B, H); weights by this convention's names
     fwd.h                           # (B, T, H): h_1 .. h_T
@@ -61,7 +62,8 @@ SAVED = ('z', 'r', 'a_hh', 'c')
 
 # float64: exp(-|a|) (and expm1) in operations that vectorize, no calls: Cody-Waite range reduction
 # y = n ln2 + r with |r| <= ln2/2, a degree-13 Taylor polynomial for exp(r) - 1 (truncation below
-# 1e-17 there) and 2^n by eleven selections (_where: the same code runs on numbers and on vectors). sigmoid through
+# 1e-17 there) and 2^n built in the exponent bits (_pow2; no branch: the same code runs on numbers and on
+# vectors). sigmoid through
 # exp(-|a|) and tanh through expm1(-2|a|): neither overflows, and both keep their relative accuracy
 # in the tails and near 0 (measured within 5e-16 of the C library; tests/kernels/test_kernels.py).
 _LOG2E = 1.4426950408889634
@@ -88,29 +90,8 @@ def _exp_parts(y):
     p = p * r + 0.041666666666666664
     p = p * r + 0.16666666666666666
     p = p * r + 0.5
-    m = -n
-    s = _where(m >= 1024.0, 5.562684646268003e-309, 1.0)
-    m = m - _where(m >= 1024.0, 1024.0, 0.0)
-    s = s * _where(m >= 512.0, 7.458340731200207e-155, 1.0)
-    m = m - _where(m >= 512.0, 512.0, 0.0)
-    s = s * _where(m >= 256.0, 8.636168555094445e-78, 1.0)
-    m = m - _where(m >= 256.0, 256.0, 0.0)
-    s = s * _where(m >= 128.0, 2.938735877055719e-39, 1.0)
-    m = m - _where(m >= 128.0, 128.0, 0.0)
-    s = s * _where(m >= 64.0, 5.421010862427522e-20, 1.0)
-    m = m - _where(m >= 64.0, 64.0, 0.0)
-    s = s * _where(m >= 32.0, 2.3283064365386963e-10, 1.0)
-    m = m - _where(m >= 32.0, 32.0, 0.0)
-    s = s * _where(m >= 16.0, 1.52587890625e-05, 1.0)
-    m = m - _where(m >= 16.0, 16.0, 0.0)
-    s = s * _where(m >= 8.0, 0.00390625, 1.0)
-    m = m - _where(m >= 8.0, 8.0, 0.0)
-    s = s * _where(m >= 4.0, 0.0625, 1.0)
-    m = m - _where(m >= 4.0, 4.0, 0.0)
-    s = s * _where(m >= 2.0, 0.25, 1.0)
-    m = m - _where(m >= 2.0, 2.0, 0.0)
-    s = s * _where(m >= 1.0, 0.5, 1.0)
-    m = m - _where(m >= 1.0, 1.0, 0.0)
+    n1 = max(n, -1022.0)  # 2^n = 2^n1 * 2^(n - n1), both normal numbers (n >= -1075, n - n1 >= -53)
+    s = _where(n >= -1075.0, _pow2(n1) * _pow2(n - n1), 1.0)  # NaN (the comparison is false): 1
     return s, r + r * r * p
 
 
@@ -314,6 +295,22 @@ def _vabs(typingctx, a):
                                               f"llvm.fabs.v{_L}f64")
         return builder.call(fabs, args)
     return _VECTOR(_VECTOR), codegen
+
+
+@intrinsic
+def _pow2(typingctx, n):
+    """2^n for whole numbers -1022 <= n <= 1023 (a number or a vector): n + 1023 shifted into the exponent bits."""
+    def codegen(context, builder, sig, args):
+        lanes = getattr(args[0].type, "count", None)
+        bits = ir.IntType(64) if lanes is None else ir.VectorType(ir.IntType(64), lanes)
+        bias = ir.Constant(bits, 1023 if lanes is None else [1023] * lanes)
+        shift = ir.Constant(bits, 52 if lanes is None else [52] * lanes)
+        exponent = builder.shl(builder.add(builder.fptosi(args[0], bits), bias), shift)
+        return builder.bitcast(exponent, args[0].type)
+    if isinstance(n, _Vector):
+        return _VECTOR(_VECTOR), codegen
+    if isinstance(n, numba.types.Float):
+        return numba.float64(numba.float64), codegen
 
 
 @intrinsic
