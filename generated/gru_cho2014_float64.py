@@ -21,6 +21,7 @@ reset-before's ``q = r * h_prev``):
 
     t, ts, b, j       time step; the step's index into S_* (0 when not saving); batch row; unit
     v_<q>             unit j of quantity q in batch row b at step t (a scalar gate has one unit)
+    u_<q>             the same for _L units j .. j + _L - 1 at once, as a vector (blocked kernels)
     v_d_<q>           its adjoint dL/dq, summed over every path from q to the loss
     v_k_<q>__<o>      one backward record's contribution from q to o: the part of dL/do that
                       flows through q (dL/dq * dq/do)
@@ -32,6 +33,7 @@ reset-before's ``q = r * h_prev``):
     BIAS              every pre-activation's bias (the sum where a convention has two), packed
     P_x               x @ W_x for every step (T, B, width): one GEMM before the time loop
     G_<p>             the step's recurrent GEMM p @ W_<p> (B, width)
+    PN_<p>, PT_<p>    W_<p> and its transpose packed into panels for the micro-kernels (``_panel``)
     HS                the states (T + 1, B, H): HS[0] is h_0, HS[t] is step t's h_prev
     S_<q>             a saved forward value (time-major; SAVED lists them)
     K_<name>          a per-step buffer (B, width): a value that a later loop of the step reads
@@ -44,6 +46,7 @@ reset-before's ``q = r * h_prev``):
 import math
 
 import operator
+import sys
 
 import llvmlite.binding
 import numba
@@ -860,7 +863,10 @@ def _arena(*shapes):
     """Arrays carved out of one allocation (each 64-byte aligned). A pass's big arrays are freed
     together as one block, which malloc hands back on the next call, so a training loop does not
     page in fresh memory every step of the way (measured: 416 page faults, half of a 1 ms forward
-    pass at B=32, T=64, H=32, when each array was allocated on its own)."""
+    pass at B=32, T=64, H=32, when each array was allocated on its own). An arena above malloc's
+    mmap threshold (32 MB) would still be fresh pages every call (float64 training at B=32, T=32,
+    H=512 spent 40 of 116 ms in page faults), so the last arena of each size is kept and reused
+    once no array of it is alive (its only references then are this module's and the call's)."""
     if sum(math.prod(s) for s in shapes) < _SMALL:  # a small problem: malloc reuses its memory anyway
         return [np.empty(s, DTYPE) for s in shapes]
     layout = _LAYOUTS.get(shapes)
@@ -871,13 +877,18 @@ def _arena(*shapes):
         offsets = [sum(-(-n // _ALIGN) * _ALIGN for n in sizes[:i]) for i in range(len(sizes) + 1)]
         layout = _LAYOUTS[shapes] = (offsets[-1] + _ALIGN, list(zip(offsets, sizes, shapes)))
     total, pieces = layout
-    arena = np.empty(total, DTYPE)
+    arena = _SPARE.get(total)
+    if arena is None or sys.getrefcount(arena) > 3:  # 3: _SPARE, ``arena`` and getrefcount's argument
+        if len(_SPARE) >= 4:
+            _SPARE.clear()
+        arena = _SPARE[total] = np.empty(total, DTYPE)
     start = (-arena.ctypes.data // DTYPE().itemsize) % _ALIGN
     return [arena[start + offset:start + offset + size].reshape(shape) for offset, size, shape in pieces]
 
 
 _ALIGN = 64 // DTYPE().itemsize
 _LAYOUTS = {}
+_SPARE = {}
 _SMALL = 2 ** 15
 """Below this many numbers in all, a pass's arrays are allocated one by one (1 us, not 4: B = 1)."""
 
