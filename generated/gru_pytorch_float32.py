@@ -3,7 +3,8 @@
 # Regenerate with `grukit codegen --update`; `grukit codegen --check` compares byte for byte.
 """GRU forward and backward (BPTT) kernels for one convention and dtype.
 
-Self-contained: it imports only numpy, numba and math, so it can be copied into another project.
+Self-contained: it imports only numpy, numba, math, operator and llvmlite (Numba's code generator), so
+it can be copied into another project.
 
     fwd = forward(x, h0, weights)   # x (B, T, D), h0 (B, H); weights by this convention's names
     fwd.h                           # (B, T, H): h_1 .. h_T
@@ -20,6 +21,7 @@ reset-before's ``q = r * h_prev``):
 
     t, ts, b, j       time step; the step's index into S_* (0 when not saving); batch row; unit
     v_<q>             unit j of quantity q in batch row b at step t (a scalar gate has one unit)
+    u_<q>             the same for _L units j .. j + _L - 1 at once, as a vector (blocked kernels)
     v_d_<q>           its adjoint dL/dq, summed over every path from q to the loss
     v_k_<q>__<o>      one backward record's contribution from q to o: the part of dL/do that
                       flows through q (dL/dq * dq/do)
@@ -31,6 +33,7 @@ reset-before's ``q = r * h_prev``):
     BIAS              every pre-activation's bias (the sum where a convention has two), packed
     P_x               x @ W_x for every step (T, B, width): one GEMM before the time loop
     G_<p>             the step's recurrent GEMM p @ W_<p> (B, width)
+    PN_<p>, PT_<p>    W_<p> and its transpose packed into panels for the micro-kernels (``_panel``)
     HS                the states (T + 1, B, H): HS[0] is h_0, HS[t] is step t's h_prev
     S_<q>             a saved forward value (time-major; SAVED lists them)
     K_<name>          a per-step buffer (B, width): a value that a later loop of the step reads
@@ -42,8 +45,15 @@ reset-before's ``q = r * h_prev``):
 """
 import math
 
+import operator
+import sys
+
+import llvmlite.binding
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
+from numba.extending import intrinsic, models, overload, register_model
 
 DTYPE = np.float32
 CONVENTION = 'pytorch'
@@ -56,7 +66,8 @@ SAVED = ('z', 'r', 'a_hh', 'c')
 # float32: tanh as a [13/6] rational function of the clamped argument (the coefficients of Eigen's
 # and ONNX Runtime's vectorized tanh), exactly +-1 once saturated (so a saturated gate passes no
 # gradient, as in float64); sigmoid(a) = 1/2 + tanh(a/2)/2. No calls, so the fused loops vectorize
-# (Numba >= 0.62 has no SVML). Measured error against float64: see docs/kernels.md.
+# (Numba >= 0.62 has no SVML). Measured error against float64: see docs/kernels.md. Written with
+# selections (_where), not branches, so that the same code runs on numbers and on vectors.
 _C = np.float32(7.90531110763549805)
 _A1 = np.float32(4.89352455891786e-03)
 _A3 = np.float32(6.37261928875436e-04)
@@ -72,9 +83,10 @@ _B6 = np.float32(1.19825839466702e-06)
 _SATURATED = np.float32(9.0)  # |tanh(a)| rounds to within 3e-8 of 1 beyond this: return +-1 exactly
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
+_ZERO = np.float32(0.0)
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, inline="always")
 def _tanh(a):
     x = min(max(a, -_C), _C)
     x2 = x * x
@@ -88,94 +100,616 @@ def _tanh(a):
     q = x2 * q + _B2
     q = x2 * q + _B0
     t = min(max(x * p / q, -_ONE), _ONE)
-    return (_ONE if a > 0 else -_ONE) if abs(a) >= _SATURATED else t  # NaN: t, which is NaN
+    return _where(abs(a) >= _SATURATED, _where(a > _ZERO, _ONE, -_ONE), t)  # NaN: t, which is NaN
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, inline="always")
 def _sigmoid(a):
     return _HALF + _HALF * _tanh(_HALF * a)
 
 
-# --- the time loops (Numba) -----------------------------------------------------------------------
+# --- explicit vectors: LLVM's <_L x type> as a Numba type, for the per-step products -------------
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
-def _forward_steps(P_x, W_h_prev, BIAS, save, HS, S_z, S_r, S_a_hh, S_c):
-    """The steps after the input projection P_x (T, B, 3*H): per step the recurrent GEMM(s)
-    and the fused loops. Writes the states HS[1:] (HS[0] holds h_0) and, with ``save``, the saved
-    values S_* (time-major; without ``save`` they have one step, overwritten every step)."""
+_FEATURES = llvmlite.binding.get_host_cpu_features()
+_L = 16 if _FEATURES.get("avx512f") else 8 if _FEATURES.get("avx2") else 4
+"""Lanes of one vector on the CPU this module runs on (AVX-512, AVX2, else SSE; any width is
+correct everywhere: LLVM splits a vector wider than the CPU's registers)."""
+_VECTOR_IR = ir.VectorType(ir.FloatType(), _L)
+_FMA = f"llvm.fma.v{_L}f32"
+
+
+class _Vector(numba.types.Type):
+    """_L numbers of DTYPE in one vector register."""
+
+    def __init__(self):
+        super().__init__(name=f"{__name__}.vector{_L}")
+
+
+@register_model(_Vector)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VECTOR_IR)
+
+
+_VECTOR = _Vector()
+_SCALAR = numba.from_dtype(DTYPE)
+_INDEX = numba.types.intp
+
+
+def _element(context, builder, array_type, array, index):
+    """The address of element ``index`` (flat) of a C-contiguous array."""
+    return builder.gep(context.make_array(array_type)(context, builder, array).data, [index])
+
+
+@intrinsic
+def _vload(typingctx, array, index):
+    """The _L numbers of ``array`` (C-contiguous, read flat) from ``index`` on."""
+    def codegen(context, builder, sig, args):
+        address = builder.bitcast(_element(context, builder, sig.args[0], *args), _VECTOR_IR.as_pointer())
+        return builder.load(address, align=DTYPE().itemsize)
+    return _VECTOR(array, _INDEX), codegen
+
+
+@intrinsic
+def _vstore(typingctx, array, index, vector):
+    """Writes ``vector`` into the _L numbers of ``array`` from ``index`` on."""
+    def codegen(context, builder, sig, args):
+        address = builder.bitcast(_element(context, builder, sig.args[0], args[0], args[1]), _VECTOR_IR.as_pointer())
+        builder.store(args[2], address, align=DTYPE().itemsize)
+        return context.get_dummy_value()
+    return numba.types.void(array, _INDEX, _VECTOR), codegen
+
+
+@intrinsic
+def _sstore(typingctx, array, index, value):
+    """Writes one number into ``array`` at flat ``index``."""
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _element(context, builder, sig.args[0], args[0], args[1]))
+        return context.get_dummy_value()
+    return numba.types.void(array, _INDEX, _SCALAR), codegen
+
+
+def _splat(builder, value):
+    one = builder.insert_element(ir.Constant(_VECTOR_IR, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(_VECTOR_IR, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), _L), [0] * _L))
+
+
+@intrinsic
+def _vsplat(typingctx, value):
+    """``value`` (a number, converted to DTYPE) in every lane."""
+    def codegen(context, builder, sig, args):
+        return _splat(builder, context.cast(builder, args[0], sig.args[0], _SCALAR))
+    return _VECTOR(value), codegen
+
+
+@intrinsic
+def _vsplat_at(typingctx, array, index):
+    """``array``'s number at flat ``index`` in every lane."""
+    def codegen(context, builder, sig, args):
+        return _splat(builder, builder.load(_element(context, builder, sig.args[0], *args)))
+    return _VECTOR(array, _INDEX), codegen
+
+
+@intrinsic
+def _vfma(typingctx, a, b, c):
+    """a * b + c lane by lane, rounded once (LLVM's fma: one instruction with FMA)."""
+    def codegen(context, builder, sig, args):
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR_IR, [_VECTOR_IR] * 3), _FMA)
+        return builder.call(fma, args)
+    return _VECTOR(_VECTOR, _VECTOR, _VECTOR), codegen
+
+
+@intrinsic
+def _vlane(typingctx, vector, lane):
+    """One lane of ``vector``."""
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], args[1])
+    return _SCALAR(_VECTOR, _INDEX), codegen
+
+
+# The fused loops on vectors: the printed per-unit code runs unchanged on _L units at once. Array
+# elements are read and written through _vget/_vset; arithmetic, comparisons, min, max and abs of
+# vectors (a number mixed in is broadcast) are the operators below, each one LLVM instruction, with
+# the scalar semantics of Numba (max(a, b) is b if b > a else a, so NaN in a stays; comparisons
+# with NaN are false), so that a lane computes what the scalar code computes.
+
+
+class _Mask(numba.types.Type):
+    """_L comparison results (LLVM's <_L x i1>): what _where selects by."""
+
+    def __init__(self):
+        super().__init__(name=f"{__name__}.mask{_L}")
+
+
+@register_model(_Mask)
+class _MaskModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(ir.IntType(1), _L))
+
+
+_MASK = _Mask()
+
+
+def _item(context, builder, array_type, array, index_type, index):
+    """The address of array[index] (``index`` a tuple, one integer per axis) as a vector pointer."""
+    values = [context.cast(builder, v, t, _INDEX) for v, t in zip(cgutils.unpack_tuple(builder, index), index_type)]
+    item = cgutils.get_item_pointer(context, builder, array_type,
+                                    context.make_array(array_type)(context, builder, array),
+                                    values, wraparound=False)
+    return builder.bitcast(item, _VECTOR_IR.as_pointer())
+
+
+@intrinsic
+def _vget(typingctx, array, index):
+    """The _L numbers array[index], array[index + 1] ... along the last axis (units j .. j + _L - 1)."""
+    def codegen(context, builder, sig, args):
+        return builder.load(_item(context, builder, sig.args[0], args[0], sig.args[1], args[1]),
+                            align=DTYPE().itemsize)
+    return _VECTOR(array, index), codegen
+
+
+@intrinsic
+def _vset(typingctx, array, index, vector):
+    """Writes ``vector`` into array[index], array[index + 1] ... along the last axis."""
+    def codegen(context, builder, sig, args):
+        builder.store(args[2], _item(context, builder, sig.args[0], args[0], sig.args[1], args[1]),
+                      align=DTYPE().itemsize)
+        return context.get_dummy_value()
+    return numba.types.void(array, index, _VECTOR), codegen
+
+
+def _instruction(result, emit):
+    """An intrinsic of two vectors: ``emit(builder, a, b)`` is one LLVM instruction."""
+    def typer(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            return emit(builder, *args)
+        return result(_VECTOR, _VECTOR), codegen
+    return intrinsic(typer)
+
+
+_vadd = _instruction(_VECTOR, lambda builder, a, b: builder.fadd(a, b))
+_vsub = _instruction(_VECTOR, lambda builder, a, b: builder.fsub(a, b))
+_vmul = _instruction(_VECTOR, lambda builder, a, b: builder.fmul(a, b))
+_vdiv = _instruction(_VECTOR, lambda builder, a, b: builder.fdiv(a, b))
+_vlt = _instruction(_MASK, lambda builder, a, b: builder.fcmp_ordered("<", a, b))
+_vgt = _instruction(_MASK, lambda builder, a, b: builder.fcmp_ordered(">", a, b))
+_vle = _instruction(_MASK, lambda builder, a, b: builder.fcmp_ordered("<=", a, b))
+_vge = _instruction(_MASK, lambda builder, a, b: builder.fcmp_ordered(">=", a, b))
+
+
+@intrinsic
+def _vselect(typingctx, mask, a, b):
+    """a where ``mask`` holds, else b, lane by lane."""
+    def codegen(context, builder, sig, args):
+        return builder.select(*args)
+    return _VECTOR(_MASK, _VECTOR, _VECTOR), codegen
+
+
+@intrinsic
+def _vabs(typingctx, a):
+    def codegen(context, builder, sig, args):
+        fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR_IR, [_VECTOR_IR]),
+                                              f"llvm.fabs.v{_L}f32")
+        return builder.call(fabs, args)
+    return _VECTOR(_VECTOR), codegen
+
+
+@intrinsic
+def _mask_or(typingctx, a, b):
+    def codegen(context, builder, sig, args):
+        return builder.or_(*args)
+    return _MASK(_MASK, _MASK), codegen
+
+
+@intrinsic
+def _mask_and(typingctx, a, b):
+    def codegen(context, builder, sig, args):
+        return builder.and_(*args)
+    return _MASK(_MASK, _MASK), codegen
+
+
+def _vector(x):
+    """x as a vector: itself, or a number broadcast (for Numba only)."""
+
+
+@overload(_vector)
+def _vector_of(x):
+    if isinstance(x, _Vector):
+        return lambda x: x
+    if isinstance(x, numba.types.Number):
+        return lambda x: _vsplat(x)
+
+
+def _vectors(a, b):
+    """Whether a binary operator on types a, b is one of vectors (at least one vector, else numbers)."""
+    kinds = (_Vector, numba.types.Number)
+    return (isinstance(a, _Vector) or isinstance(b, _Vector)) and isinstance(a, kinds) and isinstance(b, kinds)
+
+
+def _overload_binary(operation, instruction):
+    @overload(operation)
+    def on_vectors(a, b):
+        if _vectors(a, b):
+            return lambda a, b: instruction(_vector(a), _vector(b))
+
+
+for _operation, _instr in ((operator.add, _vadd), (operator.sub, _vsub), (operator.mul, _vmul),
+                           (operator.truediv, _vdiv), (operator.lt, _vlt), (operator.gt, _vgt),
+                           (operator.le, _vle), (operator.ge, _vge)):
+    _overload_binary(_operation, _instr)
+
+
+@overload(operator.neg)
+def _neg(a):
+    if isinstance(a, _Vector):
+        return lambda a: _vmul(_vsplat(-1.0), a)  # exact: a sign flip
+
+
+@overload(abs)
+def _abs(a):
+    if isinstance(a, _Vector):
+        return lambda a: _vabs(a)
+
+
+@overload(max)
+def _max(a, b):
+    if _vectors(a, b):
+        return lambda a, b: _vselect(_vgt(_vector(b), _vector(a)), _vector(b), _vector(a))
+
+
+@overload(min)
+def _min(a, b):
+    if _vectors(a, b):
+        return lambda a, b: _vselect(_vlt(_vector(b), _vector(a)), _vector(b), _vector(a))
+
+
+@overload(operator.or_)
+def _or(a, b):
+    if isinstance(a, _Mask) and isinstance(b, _Mask):
+        return lambda a, b: _mask_or(a, b)
+
+
+@overload(operator.and_)
+def _and(a, b):
+    if isinstance(a, _Mask) and isinstance(b, _Mask):
+        return lambda a, b: _mask_and(a, b)
+
+
+def _where(condition, if_true, if_false):
+    """if_true where condition holds, else if_false: a select, for numbers and vectors alike (for Numba only)."""
+
+
+@overload(_where)
+def _where_of(condition, if_true, if_false):
+    if isinstance(condition, _Mask):
+        return lambda condition, if_true, if_false: _vselect(condition, _vector(if_true), _vector(if_false))
+    return lambda condition, if_true, if_false: if_true if condition else if_false
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, inline="always")
+def _vput(C, index, vector, n):
+    """The first min(n, _L) lanes of ``vector`` into C from flat ``index`` on (a block's last units
+    where H is no multiple of the lanes; none where n <= 0)."""
+    if n >= _L:
+        _vstore(C, index, vector)
+    else:
+        for lane in range(n):
+            _sstore(C, index + lane, _vlane(vector, lane))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+def _tile_1x3(A, a0, K, P, p0, C, c0, ldc, B, H, j0):
+    """One unit block of a step's product: C[c0 + b*ldc + g*H + j0 + u] = the sum over k < K of
+    A[a0 + b*K + k] * P[p0 + k*3*_L + g*3*_L + u] (flat) for every row b < B, gate block
+    g < 1 and unit u < 3*_L with j0 + u < H. Four rows at a time (12 vector
+    accumulators; eight rows with AVX-512's 32 registers were 5-10% faster but compiled 1.7 times
+    as long), per k 3 vector loads of the panel and one broadcast per row; then the remaining
+    rows one by one."""
+    zero = _vsplat(_SCALAR(0.0))
+    b = 0
+    while b + 4 <= B:
+        acc0_0 = acc0_1 = acc0_2 = zero
+        acc1_0 = acc1_1 = acc1_2 = zero
+        acc2_0 = acc2_1 = acc2_2 = zero
+        acc3_0 = acc3_1 = acc3_2 = zero
+        for k in range(K):
+            q = p0 + k * 3 * _L
+            w0 = _vload(P, q)
+            w1 = _vload(P, q + _L)
+            w2 = _vload(P, q + 2 * _L)
+            x = _vsplat_at(A, a0 + b * K + k)
+            acc0_0 = _vfma(x, w0, acc0_0)
+            acc0_1 = _vfma(x, w1, acc0_1)
+            acc0_2 = _vfma(x, w2, acc0_2)
+            x = _vsplat_at(A, a0 + (b + 1) * K + k)
+            acc1_0 = _vfma(x, w0, acc1_0)
+            acc1_1 = _vfma(x, w1, acc1_1)
+            acc1_2 = _vfma(x, w2, acc1_2)
+            x = _vsplat_at(A, a0 + (b + 2) * K + k)
+            acc2_0 = _vfma(x, w0, acc2_0)
+            acc2_1 = _vfma(x, w1, acc2_1)
+            acc2_2 = _vfma(x, w2, acc2_2)
+            x = _vsplat_at(A, a0 + (b + 3) * K + k)
+            acc3_0 = _vfma(x, w0, acc3_0)
+            acc3_1 = _vfma(x, w1, acc3_1)
+            acc3_2 = _vfma(x, w2, acc3_2)
+        _vput(C, c0 + b * ldc + j0, acc0_0, H - j0)
+        _vput(C, c0 + b * ldc + j0 + _L, acc0_1, H - j0 - _L)
+        _vput(C, c0 + b * ldc + j0 + 2 * _L, acc0_2, H - j0 - 2 * _L)
+        _vput(C, c0 + (b + 1) * ldc + j0, acc1_0, H - j0)
+        _vput(C, c0 + (b + 1) * ldc + j0 + _L, acc1_1, H - j0 - _L)
+        _vput(C, c0 + (b + 1) * ldc + j0 + 2 * _L, acc1_2, H - j0 - 2 * _L)
+        _vput(C, c0 + (b + 2) * ldc + j0, acc2_0, H - j0)
+        _vput(C, c0 + (b + 2) * ldc + j0 + _L, acc2_1, H - j0 - _L)
+        _vput(C, c0 + (b + 2) * ldc + j0 + 2 * _L, acc2_2, H - j0 - 2 * _L)
+        _vput(C, c0 + (b + 3) * ldc + j0, acc3_0, H - j0)
+        _vput(C, c0 + (b + 3) * ldc + j0 + _L, acc3_1, H - j0 - _L)
+        _vput(C, c0 + (b + 3) * ldc + j0 + 2 * _L, acc3_2, H - j0 - 2 * _L)
+        b += 4
+    while b + 1 <= B:
+        acc0_0 = acc0_1 = acc0_2 = zero
+        for k in range(K):
+            q = p0 + k * 3 * _L
+            w0 = _vload(P, q)
+            w1 = _vload(P, q + _L)
+            w2 = _vload(P, q + 2 * _L)
+            x = _vsplat_at(A, a0 + b * K + k)
+            acc0_0 = _vfma(x, w0, acc0_0)
+            acc0_1 = _vfma(x, w1, acc0_1)
+            acc0_2 = _vfma(x, w2, acc0_2)
+        _vput(C, c0 + b * ldc + j0, acc0_0, H - j0)
+        _vput(C, c0 + b * ldc + j0 + _L, acc0_1, H - j0 - _L)
+        _vput(C, c0 + b * ldc + j0 + 2 * _L, acc0_2, H - j0 - 2 * _L)
+        b += 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+def _tile_3x1(A, a0, K, P, p0, C, c0, ldc, B, H, j0):
+    """One unit block of a step's product: C[c0 + b*ldc + g*H + j0 + u] = the sum over k < K of
+    A[a0 + b*K + k] * P[p0 + k*3*_L + g*1*_L + u] (flat) for every row b < B, gate block
+    g < 3 and unit u < 1*_L with j0 + u < H. Four rows at a time (12 vector
+    accumulators; eight rows with AVX-512's 32 registers were 5-10% faster but compiled 1.7 times
+    as long), per k 3 vector loads of the panel and one broadcast per row; then the remaining
+    rows one by one."""
+    zero = _vsplat(_SCALAR(0.0))
+    b = 0
+    while b + 4 <= B:
+        acc0_0 = acc0_1 = acc0_2 = zero
+        acc1_0 = acc1_1 = acc1_2 = zero
+        acc2_0 = acc2_1 = acc2_2 = zero
+        acc3_0 = acc3_1 = acc3_2 = zero
+        for k in range(K):
+            q = p0 + k * 3 * _L
+            w0 = _vload(P, q)
+            w1 = _vload(P, q + _L)
+            w2 = _vload(P, q + 2 * _L)
+            x = _vsplat_at(A, a0 + b * K + k)
+            acc0_0 = _vfma(x, w0, acc0_0)
+            acc0_1 = _vfma(x, w1, acc0_1)
+            acc0_2 = _vfma(x, w2, acc0_2)
+            x = _vsplat_at(A, a0 + (b + 1) * K + k)
+            acc1_0 = _vfma(x, w0, acc1_0)
+            acc1_1 = _vfma(x, w1, acc1_1)
+            acc1_2 = _vfma(x, w2, acc1_2)
+            x = _vsplat_at(A, a0 + (b + 2) * K + k)
+            acc2_0 = _vfma(x, w0, acc2_0)
+            acc2_1 = _vfma(x, w1, acc2_1)
+            acc2_2 = _vfma(x, w2, acc2_2)
+            x = _vsplat_at(A, a0 + (b + 3) * K + k)
+            acc3_0 = _vfma(x, w0, acc3_0)
+            acc3_1 = _vfma(x, w1, acc3_1)
+            acc3_2 = _vfma(x, w2, acc3_2)
+        _vput(C, c0 + b * ldc + j0, acc0_0, H - j0)
+        _vput(C, c0 + b * ldc + H + j0, acc0_1, H - j0)
+        _vput(C, c0 + b * ldc + 2 * H + j0, acc0_2, H - j0)
+        _vput(C, c0 + (b + 1) * ldc + j0, acc1_0, H - j0)
+        _vput(C, c0 + (b + 1) * ldc + H + j0, acc1_1, H - j0)
+        _vput(C, c0 + (b + 1) * ldc + 2 * H + j0, acc1_2, H - j0)
+        _vput(C, c0 + (b + 2) * ldc + j0, acc2_0, H - j0)
+        _vput(C, c0 + (b + 2) * ldc + H + j0, acc2_1, H - j0)
+        _vput(C, c0 + (b + 2) * ldc + 2 * H + j0, acc2_2, H - j0)
+        _vput(C, c0 + (b + 3) * ldc + j0, acc3_0, H - j0)
+        _vput(C, c0 + (b + 3) * ldc + H + j0, acc3_1, H - j0)
+        _vput(C, c0 + (b + 3) * ldc + 2 * H + j0, acc3_2, H - j0)
+        b += 4
+    while b + 1 <= B:
+        acc0_0 = acc0_1 = acc0_2 = zero
+        for k in range(K):
+            q = p0 + k * 3 * _L
+            w0 = _vload(P, q)
+            w1 = _vload(P, q + _L)
+            w2 = _vload(P, q + 2 * _L)
+            x = _vsplat_at(A, a0 + b * K + k)
+            acc0_0 = _vfma(x, w0, acc0_0)
+            acc0_1 = _vfma(x, w1, acc0_1)
+            acc0_2 = _vfma(x, w2, acc0_2)
+        _vput(C, c0 + b * ldc + j0, acc0_0, H - j0)
+        _vput(C, c0 + b * ldc + H + j0, acc0_1, H - j0)
+        _vput(C, c0 + b * ldc + 2 * H + j0, acc0_2, H - j0)
+        b += 1
+
+
+# --- the time loops (Numba): per step and segment, unit blocks in parallel -----------------------
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+def _forward_block_0(jb, t, ts, P_x, HS, BIAS, PN_h_prev, G_h_prev, S_z, S_r, S_a_hh, S_c):
+    """Step t, segment 0, the units of block jb: the product's tile, then the fused loop."""
+    B, H = HS.shape[1], HS.shape[2]
+    j0 = jb * (_L)
+    j1 = min(H, j0 + _L)
+    _tile_3x1(HS, t * B * H, H, PN_h_prev, jb * (H) * 3 * (_L), G_h_prev, 0, 3*H, B, H, j0)
+    for b in range(B):
+        j = j0
+        while j + _L <= j1:
+            u_a_z = _vget(P_x, (t, b, j)) + _vget(G_h_prev, (b, j)) + _vget(BIAS, (j,))
+            u_a_r = _vget(P_x, (t, b, H + j)) + _vget(G_h_prev, (b, H + j)) + _vget(BIAS, (H + j,))
+            u_a_hx = _vget(P_x, (t, b, 2*H + j)) + _vget(BIAS, (2*H + j,))
+            u_a_hh = _vget(G_h_prev, (b, 2*H + j)) + _vget(BIAS, (3*H + j,))
+            u_h_prev = _vget(HS, (t, b, j))
+            u_z = _sigmoid(u_a_z)
+            u_r = _sigmoid(u_a_r)
+            u_a_h = u_a_hh*u_r + u_a_hx
+            u_c = _tanh(u_a_h)
+            u_h = u_c*(np.float32(1.0) - u_z) + u_h_prev*u_z
+            _vset(S_z, (ts, b, j), u_z)
+            _vset(S_r, (ts, b, j), u_r)
+            _vset(S_a_hh, (ts, b, j), u_a_hh)
+            _vset(S_c, (ts, b, j), u_c)
+            _vset(HS, (t + 1, b, j), u_h)
+            j += _L
+        while j < j1:
+            v_a_z = P_x[t, b, j] + G_h_prev[b, j] + BIAS[j]
+            v_a_r = P_x[t, b, H + j] + G_h_prev[b, H + j] + BIAS[H + j]
+            v_a_hx = P_x[t, b, 2*H + j] + BIAS[2*H + j]
+            v_a_hh = G_h_prev[b, 2*H + j] + BIAS[3*H + j]
+            v_h_prev = HS[t, b, j]
+            v_z = _sigmoid(v_a_z)
+            v_r = _sigmoid(v_a_r)
+            v_a_h = v_a_hh*v_r + v_a_hx
+            v_c = _tanh(v_a_h)
+            v_h = v_c*(np.float32(1.0) - v_z) + v_h_prev*v_z
+            S_z[ts, b, j] = v_z
+            S_r[ts, b, j] = v_r
+            S_a_hh[ts, b, j] = v_a_hh
+            S_c[ts, b, j] = v_c
+            HS[t + 1, b, j] = v_h
+            j += 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+def _backward_block_0(jb, t, T, dh, HS, S_z, S_r, S_a_hh, S_c, PT_h_prev, DA_x, DA_h_prev, GT_h_prev, K_k_h__h_prev,
+                      dh0):
+    """Step t in reverse, segment 0, the units of block jb: the transposed product's tile
+    (in segment 0, that of step t + 1: the carry), then the fused loop."""
+    B, H = dh.shape[0], dh.shape[2]
+    j0 = jb * (3 * _L)
+    j1 = min(H, j0 + 3 * _L)
+    if t + 1 < T:
+        _tile_1x3(DA_h_prev, (t + 1) * B * (3*H), 3*H, PT_h_prev, jb * (3*H) * 1 * (3 * _L), GT_h_prev, 0, H, B, H, j0)
+    for b in range(B):
+        j = j0
+        while j + _L <= j1:
+            u_d_h = _vget(dh, (b, t, j)) + _vget(K_k_h__h_prev, (b, j)) + _vget(GT_h_prev, (b, j))
+            u_z = _vget(S_z, (t, b, j))
+            u_c = _vget(S_c, (t, b, j))
+            u_h_prev = _vget(HS, (t, b, j))
+            u_r = _vget(S_r, (t, b, j))
+            u_a_hh = _vget(S_a_hh, (t, b, j))
+            u_tmp_b0_0_0 = np.float32(1.0) - u_z
+            u_k_h__c = u_d_h*u_tmp_b0_0_0
+            u_k_h__h_prev = u_d_h*u_z
+            u_k_h__z = u_d_h*(-u_c + u_h_prev)
+            u_d_c = u_k_h__c
+            u_k_c__a_h = u_d_c*(np.float32(1.0) - (u_c*u_c))
+            u_d_a_h = u_k_c__a_h
+            u_k_a_h__a_hh = u_d_a_h*u_r
+            u_k_a_h__a_hx = u_d_a_h
+            u_k_a_h__r = u_a_hh*u_d_a_h
+            u_d_a_hh = u_k_a_h__a_hh
+            u_d_a_hx = u_k_a_h__a_hx
+            u_d_r = u_k_a_h__r
+            u_k_r__a_r = u_d_r*u_r*(np.float32(1.0) - u_r)
+            u_d_a_r = u_k_r__a_r
+            u_d_z = u_k_h__z
+            u_k_z__a_z = u_d_z*u_tmp_b0_0_0*u_z
+            u_d_a_z = u_k_z__a_z
+            _vset(DA_h_prev, (t, b, 2*H + j), u_d_a_hh)
+            _vset(DA_x, (t, b, 2*H + j), u_d_a_hx)
+            _vset(DA_x, (t, b, H + j), u_d_a_r)
+            _vset(DA_h_prev, (t, b, H + j), u_d_a_r)
+            _vset(DA_x, (t, b, j), u_d_a_z)
+            _vset(DA_h_prev, (t, b, j), u_d_a_z)
+            _vset(K_k_h__h_prev, (b, j), u_k_h__h_prev)
+            j += _L
+        while j < j1:
+            v_d_h = dh[b, t, j] + K_k_h__h_prev[b, j] + GT_h_prev[b, j]
+            v_z = S_z[t, b, j]
+            v_c = S_c[t, b, j]
+            v_h_prev = HS[t, b, j]
+            v_r = S_r[t, b, j]
+            v_a_hh = S_a_hh[t, b, j]
+            v_tmp_b0_0_0 = np.float32(1.0) - v_z
+            v_k_h__c = v_d_h*v_tmp_b0_0_0
+            v_k_h__h_prev = v_d_h*v_z
+            v_k_h__z = v_d_h*(-v_c + v_h_prev)
+            v_d_c = v_k_h__c
+            v_k_c__a_h = v_d_c*(np.float32(1.0) - (v_c*v_c))
+            v_d_a_h = v_k_c__a_h
+            v_k_a_h__a_hh = v_d_a_h*v_r
+            v_k_a_h__a_hx = v_d_a_h
+            v_k_a_h__r = v_a_hh*v_d_a_h
+            v_d_a_hh = v_k_a_h__a_hh
+            v_d_a_hx = v_k_a_h__a_hx
+            v_d_r = v_k_a_h__r
+            v_k_r__a_r = v_d_r*v_r*(np.float32(1.0) - v_r)
+            v_d_a_r = v_k_r__a_r
+            v_d_z = v_k_h__z
+            v_k_z__a_z = v_d_z*v_tmp_b0_0_0*v_z
+            v_d_a_z = v_k_z__a_z
+            DA_h_prev[t, b, 2*H + j] = v_d_a_hh
+            DA_x[t, b, 2*H + j] = v_d_a_hx
+            DA_x[t, b, H + j] = v_d_a_r
+            DA_h_prev[t, b, H + j] = v_d_a_r
+            DA_x[t, b, j] = v_d_a_z
+            DA_h_prev[t, b, j] = v_d_a_z
+            K_k_h__h_prev[b, j] = v_k_h__h_prev
+            j += 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, parallel=True)
+def _forward_steps(P_x, PN_h_prev, BIAS, save, threads, HS, S_z, S_r, S_a_hh, S_c):
+    """The steps after the input projection P_x (T, B, 3*H). Per step and segment, the unit
+    blocks run in parallel (``threads``) or one after the other; each computes its tile of the
+    segment's product with the micro-kernel and the fused loop on it. Writes the states HS[1:]
+    (HS[0] holds h_0) and, with ``save``, the saved values S_* (time-major; without ``save`` they
+    have one step, overwritten every step)."""
     T, B = P_x.shape[0], P_x.shape[1]
     H = HS.shape[2]
     G_h_prev = np.empty((B, 3*H), DTYPE)
     for t in range(T):
         ts = t if save else 0
-        np.dot(HS[t], W_h_prev, G_h_prev)
-        for b in range(B):
-            for j in range(H):
-                v_a_z = P_x[t, b, j] + G_h_prev[b, j] + BIAS[j]
-                v_a_r = P_x[t, b, H + j] + G_h_prev[b, H + j] + BIAS[H + j]
-                v_a_hx = P_x[t, b, 2*H + j] + BIAS[2*H + j]
-                v_a_hh = G_h_prev[b, 2*H + j] + BIAS[3*H + j]
-                v_h_prev = HS[t, b, j]
-                v_z = _sigmoid(v_a_z)
-                v_r = _sigmoid(v_a_r)
-                v_a_h = v_a_hh*v_r + v_a_hx
-                v_c = _tanh(v_a_h)
-                v_h = v_c*(np.float32(1.0) - v_z) + v_h_prev*v_z
-                S_z[ts, b, j] = v_z
-                S_r[ts, b, j] = v_r
-                S_a_hh[ts, b, j] = v_a_hh
-                S_c[ts, b, j] = v_c
-                HS[t + 1, b, j] = v_h
+        blocks = (H + _L - 1) // (_L)
+        if threads:
+            for jb in numba.prange(blocks):
+                _forward_block_0(jb, t, ts, P_x, HS, BIAS, PN_h_prev, G_h_prev, S_z, S_r, S_a_hh, S_c)
+        else:
+            for jb in range(blocks):
+                _forward_block_0(jb, t, ts, P_x, HS, BIAS, PN_h_prev, G_h_prev, S_z, S_r, S_a_hh, S_c)
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
-def _backward_steps(dh, HS, S_z, S_r, S_a_hh, S_c, W_h_prev, DA_x, DA_h_prev, dh0):
-    """The steps in reverse: per step the fused loops and the transposed recurrent GEMM(s). Writes
-    every pre-activation's adjoint into DA_* (packed as the weights are, time-major) and dL/dh_0."""
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, parallel=True)
+def _backward_steps(dh, HS, S_z, S_r, S_a_hh, S_c, PT_h_prev, DA_x, DA_h_prev, dh0, threads):
+    """The steps in reverse, unit blocks in parallel as forward: each step's segments, the first
+    opening with the transposed product of step t + 1. Writes every pre-activation's adjoint into
+    DA_* (packed as the weights are, time-major) and dL/dh_0."""
     B, T, H = dh.shape
-    GT_h_prev = np.zeros((B, H), DTYPE)
-    K_k_h__h_prev = np.zeros((B, H), DTYPE)
+    GT_h_prev = np.empty((B, H), DTYPE)
+    K_k_h__h_prev = np.empty((B, H), DTYPE)
+    for b in range(B):  # loops, not np.zeros (a parallel region here)
+        for j in range(H):
+            GT_h_prev[b, j] = np.float32(0.0)
+            K_k_h__h_prev[b, j] = np.float32(0.0)
     for t in range(T - 1, -1, -1):
-        for b in range(B):
-            for j in range(H):
-                v_d_h = dh[b, t, j] + K_k_h__h_prev[b, j] + GT_h_prev[b, j]
-                v_z = S_z[t, b, j]
-                v_c = S_c[t, b, j]
-                v_h_prev = HS[t, b, j]
-                v_r = S_r[t, b, j]
-                v_a_hh = S_a_hh[t, b, j]
-                v_tmp_b0_0_0 = np.float32(1.0) - v_z
-                v_k_h__c = v_d_h*v_tmp_b0_0_0
-                v_k_h__h_prev = v_d_h*v_z
-                v_k_h__z = v_d_h*(-v_c + v_h_prev)
-                v_d_c = v_k_h__c
-                v_k_c__a_h = v_d_c*(np.float32(1.0) - (v_c*v_c))
-                v_d_a_h = v_k_c__a_h
-                v_k_a_h__a_hh = v_d_a_h*v_r
-                v_k_a_h__a_hx = v_d_a_h
-                v_k_a_h__r = v_a_hh*v_d_a_h
-                v_d_a_hh = v_k_a_h__a_hh
-                v_d_a_hx = v_k_a_h__a_hx
-                v_d_r = v_k_a_h__r
-                v_k_r__a_r = v_d_r*v_r*(np.float32(1.0) - v_r)
-                v_d_a_r = v_k_r__a_r
-                v_d_z = v_k_h__z
-                v_k_z__a_z = v_d_z*v_tmp_b0_0_0*v_z
-                v_d_a_z = v_k_z__a_z
-                DA_h_prev[t, b, 2*H + j] = v_d_a_hh
-                DA_x[t, b, 2*H + j] = v_d_a_hx
-                DA_x[t, b, H + j] = v_d_a_r
-                DA_h_prev[t, b, H + j] = v_d_a_r
-                DA_x[t, b, j] = v_d_a_z
-                DA_h_prev[t, b, j] = v_d_a_z
-                K_k_h__h_prev[b, j] = v_k_h__h_prev
-        np.dot(DA_h_prev[t], W_h_prev.T, GT_h_prev)
+        blocks = (H + 3 * _L - 1) // (3 * _L)
+        if threads:
+            for jb in numba.prange(blocks):
+                _backward_block_0(jb, t, T, dh, HS, S_z, S_r, S_a_hh, S_c, PT_h_prev, DA_x, DA_h_prev, GT_h_prev,
+                                  K_k_h__h_prev, dh0)
+        else:
+            for jb in range(blocks):
+                _backward_block_0(jb, t, T, dh, HS, S_z, S_r, S_a_hh, S_c, PT_h_prev, DA_x, DA_h_prev, GT_h_prev,
+                                  K_k_h__h_prev, dh0)
+    for jb in range((H + 3 * _L - 1) // (3 * _L)):  # the carry of step 0 (once: no threads)
+        j0 = jb * (3 * _L)
+        _tile_1x3(DA_h_prev, 0, 3*H, PT_h_prev, jb * (3*H) * 1 * (3 * _L), GT_h_prev, 0, H, B, H, j0)
     for b in range(B):
         for j in range(H):
             dh0[b, j] = K_k_h__h_prev[b, j] + GT_h_prev[b, j]
 
 
-@numba.njit(cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"})
 def _column_sums(A):
     """The sum of every column of A (a bias gradient over all T*B rows), accumulated in float64."""
     acc = np.zeros(A.shape[1], np.float64)
@@ -221,6 +755,31 @@ def _pack(w, D, H):
     return W_x, W_h_prev, BIAS
 
 
+def _panel(W, gates, block):
+    """W (K, gates*H) as the micro-kernel reads it: (blocks, K, gates, block), block jb holding units
+    jb*block ... of every gate side by side for each k, zeros past H."""
+    K, H = W.shape[0], W.shape[1] // gates
+    blocks = -(-H // block)
+    padded = np.zeros((K, gates, blocks * block), DTYPE)
+    padded[:, :, :H] = W.reshape(K, gates, H)
+    return np.ascontiguousarray(padded.reshape(K, gates, blocks, block).transpose(2, 0, 1, 3))
+
+
+def _panels(arrays):
+    """The recurrent weights as panels, for the forward products and the transposed ones."""
+    W_x, W_h_prev, BIAS = arrays
+    return (_panel(W_h_prev, 3, _L), _panel(np.ascontiguousarray(W_h_prev.T), 1, 3 * _L))
+
+
+_PARALLEL_WORK = 2 ** 19
+"""Below B * H * H of this (B=32, H=128), the unit blocks run one after the other: a parallel region
+per step and segment costs 8-10 us here, more than it saves below (measured; docs/kernels.md)."""
+
+
+def _threads(B, H):
+    return B * H * H >= _PARALLEL_WORK and H > 2 * _L
+
+
 def _unpack(D, H, dW_x, dW_h_prev, db_x, db_h_prev):
     g = {}
     g["W_iz"] = np.ascontiguousarray(dW_x[:, 0:H].T)
@@ -244,16 +803,34 @@ def _arena(*shapes):
     """Arrays carved out of one allocation (each 64-byte aligned). A pass's big arrays are freed
     together as one block, which malloc hands back on the next call, so a training loop does not
     page in fresh memory every step of the way (measured: 416 page faults, half of a 1 ms forward
-    pass at B=32, T=64, H=32, when each array was allocated on its own)."""
-    align = 64 // DTYPE().itemsize
-    sizes = [-(-math.prod(s) // align) * align for s in shapes]
-    arena = np.empty(sum(sizes) + align, DTYPE)
-    start = (-arena.ctypes.data // DTYPE().itemsize) % align
-    out = []
-    for shape, size in zip(shapes, sizes):
-        out.append(arena[start:start + math.prod(shape)].reshape(shape))
-        start += size
-    return out
+    pass at B=32, T=64, H=32, when each array was allocated on its own). An arena above malloc's
+    mmap threshold (32 MB) would still be fresh pages every call (float64 training at B=32, T=32,
+    H=512 spent 40 of 116 ms in page faults), so the last arena of each size is kept and reused
+    once no array of it is alive (its only references then are this module's and the call's)."""
+    if sum(math.prod(s) for s in shapes) < _SMALL:  # a small problem: malloc reuses its memory anyway
+        return [np.empty(s, DTYPE) for s in shapes]
+    layout = _LAYOUTS.get(shapes)
+    if layout is None:  # the offsets of these shapes, computed once (a small problem's call is ~30 us)
+        if len(_LAYOUTS) >= 256:
+            _LAYOUTS.clear()
+        sizes = [math.prod(s) for s in shapes]
+        offsets = [sum(-(-n // _ALIGN) * _ALIGN for n in sizes[:i]) for i in range(len(sizes) + 1)]
+        layout = _LAYOUTS[shapes] = (offsets[-1] + _ALIGN, list(zip(offsets, sizes, shapes)))
+    total, pieces = layout
+    arena = _SPARE.get(total)
+    if arena is None or sys.getrefcount(arena) > 3:  # 3: _SPARE, ``arena`` and getrefcount's argument
+        if len(_SPARE) >= 4:
+            _SPARE.clear()
+        arena = _SPARE[total] = np.empty(total, DTYPE)
+    start = (-arena.ctypes.data // DTYPE().itemsize) % _ALIGN
+    return [arena[start + offset:start + offset + size].reshape(shape) for offset, size, shape in pieces]
+
+
+_ALIGN = 64 // DTYPE().itemsize
+_LAYOUTS = {}
+_SPARE = {}
+_SMALL = 2 ** 15
+"""Below this many numbers in all, a pass's arrays are allocated one by one (1 us, not 4: B = 1)."""
 
 
 def _check(name, value, ndim):
@@ -271,8 +848,9 @@ def _check(name, value, ndim):
 class Packed:
     """Weights in the kernels' layout for sizes D and H (see ``pack``)."""
 
-    def __init__(self, D, H, arrays):
+    def __init__(self, D, H, arrays, panels):
         self.D, self.H, self.arrays = D, H, arrays
+        self.panels = panels
 
 
 def pack(weights, D, H):
@@ -298,7 +876,8 @@ def pack(weights, D, H):
             raise ValueError(f"weights[{key!r}]: expected shape {shapes[key]} for D={D}, H={H}, got {value.shape}")
         if value.dtype != DTYPE:
             raise ValueError(f"weights[{key!r}]: expected dtype {DTYPE.__name__}, got {value.dtype}")
-    return Packed(D, H, _pack(weights, D, H))
+    arrays = _pack(weights, D, H)
+    return Packed(D, H, arrays, _panels(arrays))
 
 
 class Forward:
@@ -348,7 +927,7 @@ def forward(x, h0, weights, save=True):
     XT[...] = x.transpose(1, 0, 2)  # time-major
     np.dot(XT.reshape(T * B, D), W_x, out=P_x.reshape(T * B, 3*H))  # one GEMM for every step
     HS[0] = h0
-    _forward_steps(P_x, W_h_prev, BIAS, bool(save), HS, S_z, S_r, S_a_hh, S_c)
+    _forward_steps(P_x, *packed.panels[:1], BIAS, bool(save), _threads(B, H), HS, S_z, S_r, S_a_hh, S_c)
     return Forward(HS, (S_z, S_r, S_a_hh, S_c), XT, packed, bool(save))
 
 
@@ -370,7 +949,7 @@ def backward(fwd, dh):
     DA_x, DA_h_prev, dXT = _arena(
         (T, B, 3*H), (T, B, 3*H), (T, B, D))
     dh0 = np.empty((B, H), DTYPE)
-    _backward_steps(dh, HS, S_z, S_r, S_a_hh, S_c, W_h_prev, DA_x, DA_h_prev, dh0)
+    _backward_steps(dh, HS, S_z, S_r, S_a_hh, S_c, *fwd.packed.panels[1:], DA_x, DA_h_prev, dh0, _threads(B, H))
     # after the time loop, one GEMM each over all T*B rows
     TB = T * B
     DA_x2 = DA_x.reshape(TB, 3*H)

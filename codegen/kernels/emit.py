@@ -32,6 +32,7 @@ from grukit.codegen.kernels.lowering import (
     zero_literal,
 )
 from grukit.codegen.kernels.names import DTYPES, identifier, module_name
+from grukit.codegen.kernels.printer import LOCAL_PREFIX
 from grukit.codegen.output import write_atomic
 from grukit.codegen.render import render
 from grukit.derive.cell.convention import Convention
@@ -42,13 +43,21 @@ TEMPLATE = "kernel.py.j2"
 GENERATED = Path(__file__).resolve().parents[2] / "generated"
 
 JIT = {
-    "float32": 'cache=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}',
-    "float64": 'cache=True, error_model="numpy"',
+    "float32": 'cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}',
+    "float64": 'cache=True, nogil=True, error_model="numpy"',
 }
+PARALLEL = ", parallel=True"
+"""Added to the time loops of the blocked kernels (one ``prange`` over unit blocks per segment)."""
+
+ACCUMULATORS = 3
+"""Vectors per row of a micro-kernel's tile: a product of ``g`` gate blocks takes ``max(1, 3 // g)``
+vectors of each gate's units, so that with 4 rows 8 to 12 vector accumulators stay in registers
+(AVX2 has 16, AVX-512 32)."""
 """Numba options per dtype, written into the source (Numba's cache keys on the source, not on the
-options). ``error_model="numpy"``: a division never raises, so loops with divisions vectorize.
-float32 also allows reciprocal approximations, fused multiply-adds and ignoring the sign of zero
-(the measured accuracy in docs/kernels.md includes them); float64 keeps IEEE semantics."""
+options). ``nogil``: two directions of a layer may run in two Python threads. ``error_model="numpy"``: a
+division never raises, so loops with divisions vectorize. float32 also allows reciprocal approximations,
+fused multiply-adds and ignoring the sign of zero (the measured accuracy in docs/kernels.md includes them);
+float64 keeps IEEE semantics."""
 
 PRINTED = ("z", "r", "c")
 """Forward values the kernels always keep (the CLI prints them per step), besides what backward needs."""
@@ -56,6 +65,9 @@ PRINTED = ("z", "r", "c")
 HELPERS = ("sigmoid", "tanh", "where")
 """The module's helpers the printed code may call (``_sigmoid(`` ...); the template defines only
 those called, with what they call in turn."""
+
+VECTOR_PREFIX = "u_"
+"""A local holding a quantity for _L units at once in the vector loops (``v_<q>`` holds one unit)."""
 
 LINE_LENGTH = 120
 """Longer lines of a generated module are broken after a comma inside brackets (:func:`_fold`)."""
@@ -212,6 +224,74 @@ def _weight_names(conv: Convention) -> list[str]:
     return keys
 
 
+def _products(pk: Packing, segments: list[dict], transposed: bool) -> list[dict | None]:
+    """Per segment, its per-step product as the blocked kernels compute it tile by tile: the
+    operand array and the flat offset of the step's rows, the packed panels, the output, and the
+    micro-kernel (``_tile_<gates>x<vectors>``). Forward: ``operand @ W`` (a row of ``gates`` blocks of H
+    units); backward: ``DA @ W.T`` (H units, summed over the group's width)."""
+    out = []
+    for seg in segments:
+        o = seg["product"]
+        if o is None:
+            out.append(None)
+            continue
+        width = pk.groups[o].width
+        gates = 1 if transposed else _gates(pk, o)
+        vectors = max(1, ACCUMULATORS // gates)
+        product = {"tile": f"_tile_{gates}x{vectors}", "gates": gates, "vectors": vectors, "block": _block(gates),
+                   "guard": ""}
+        if transposed:
+            product |= {"a": f"DA_{o}", "a0": f"t * B * ({width})", "k": str(width), "p": f"PT_{o}",
+                        "c": f"GT_{o}", "ldc": "H"}
+        else:
+            product |= {"a": "HS" if o == "h_prev" else f"S_{o}", "a0": ("t" if o == "h_prev" else "ts") + " * B * H",
+                        "k": str(pk.width(o)), "p": f"PN_{o}", "c": f"G_{o}", "ldc": str(width)}
+        out.append(product)
+    return out
+
+
+_ELEMENT = re.compile(r"\b([A-Za-z_]\w*)\[([^\[\]]*)\]")
+_STORE = re.compile(r"^([A-Za-z_]\w*)\[([^\[\]]*)\] = (.*)$")
+
+
+def _index_tuple(index: str) -> str:
+    return f"({index})" if "," in index else f"({index},)"
+
+
+def vector_line(line: str) -> str:
+    """A printed per-unit line for _L units at once: every element ``A[..., j]`` read or written
+    through ``_vget``/``_vset`` (the units j .. j + _L - 1), and every local ``v_<q>`` renamed
+    ``u_<q>`` (Numba types a variable once per function: a vector is another variable)."""
+    line = re.sub(rf"\b{LOCAL_PREFIX}", VECTOR_PREFIX, line)
+    store = _STORE.match(line)
+    if store:
+        name, index, value = store.groups()
+        return f"_vset({name}, {_index_tuple(index)}, {_ELEMENT.sub(_vget_text, value)})"
+    return _ELEMENT.sub(_vget_text, line)
+
+
+def _vget_text(match: re.Match) -> str:
+    return f"_vget({match.group(1)}, {_index_tuple(match.group(2))})"
+
+
+def _gates(pk: Packing, operand: str) -> int:
+    """How many blocks of H columns the product on ``operand`` has (3 for reset-after's h_prev)."""
+    return int(pk.groups[operand].width / H)
+
+
+def _block(gates: int) -> str:
+    """The units of one block of a product of ``gates`` gate blocks: its vectors times the lanes."""
+    vectors = max(1, ACCUMULATORS // gates)
+    return f"{vectors} * _L" if vectors > 1 else "_L"
+
+
+def _blocked(pk: Packing) -> bool:
+    """Whether the blocked kernels (micro-kernel products, unit blocks in parallel) fit: every
+    quantity has one value per hidden unit. A scalar gate (width 1) is shared by every unit block
+    and its records sum over all units, so such a convention keeps the plain loops and BLAS."""
+    return all(pk.hidden(s.target) for s in pk.eqs.stages)
+
+
 def module_context(conv: Convention, dtype: str) -> dict:
     """Everything the template needs, as strings and lists of strings."""
     if dtype not in DTYPES:
@@ -236,6 +316,22 @@ def module_context(conv: Convention, dtype: str) -> dict:
     recurrent = [{"operand": g.operand, "width": str(g.width), "input": str(pk.width(g.operand)),
                   "array": "HS[:T]" if g.operand == "h_prev" else f"S_{g.operand}"} for g in pk.recurrent]
     bias_groups = [{"operand": o, "width": str(pk.groups[o].width)} for o in _bias_groups(pk, plan)]
+    blocked = _blocked(pk)
+    fwd_products, bwd_products, tiles, panels = [], [], [], []
+    if blocked:
+        for seg in fwd_segments + bwd_segments:
+            for blk in seg["blocks"]:
+                blk["vector"] = [vector_line(line) for line in blk["body"]]
+        fwd_products = _products(pk, fwd_segments, transposed=False)
+        carry = {"product": "h_prev" if plan.after else None}
+        bwd_products = _products(pk, [dict(bwd_segments[0], product=None), *bwd_segments[1:], carry], transposed=True)
+        if plan.after:  # the carry's product of step t + 1 opens step t; after the loop, that of step 0
+            last = bwd_products[-1]
+            bwd_products[0] = dict(last, a0=f"(t + 1) * B * ({last['k']})", guard="t + 1 < T")
+            bwd_products[-1] = dict(last, a0="0")
+        tiles = sorted({(p["gates"], p["vectors"]) for p in fwd_products + bwd_products if p})
+        panels = [{"operand": g.operand, "gates": _gates(pk, g.operand), "block": _block(_gates(pk, g.operand)),
+                   "transposed_block": _block(1)} for g in pk.recurrent]
     for name, _ in fwd.buffers + plan.lowering.buffers:  # K_<name>
         identifier(name, "buffer")
     shapes = [(py_literal(key), _tuple_text(conv.param_shape(p, D, H))) for p, key in zip(conv.parameters(), keys)]
@@ -265,6 +361,15 @@ def module_context(conv: Convention, dtype: str) -> dict:
         "bias_groups": bias_groups,
         "printed": [q for q in PRINTED if q in saved],
         "used": _helpers_called(fwd_segments, bwd_segments),
+        "blocked": blocked,
+        "parallel": PARALLEL,
+        "fwd_products": fwd_products,
+        "bwd_products": bwd_products,
+        "tiles": [{"gates": g, "vectors": v} for g, v in tiles],
+        "llvm_scalar": "ir.FloatType()" if dtype == "float32" else "ir.DoubleType()",
+        "llvm_suffix": "f32" if dtype == "float32" else "f64",
+        "lanes": ("16", "8", "4") if dtype == "float32" else ("8", "4", "2"),
+        "panels": panels,
     }
 
 

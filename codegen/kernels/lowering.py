@@ -152,10 +152,13 @@ class Block:
 
 @dataclass
 class Segment:
-    """Per-step work between two GEMMs: ``before`` (the GEMM lines), then one loop over batch rows."""
+    """Per-step work between two GEMMs: ``before`` (the GEMM lines), then one loop over batch rows.
+    ``product``: the operand whose per-step product opens the segment (``None``: none), for the
+    blocked kernels, which compute it tile by tile fused with the loop (transposed in backward)."""
 
     before: list[str] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    product: str | None = None
 
 
 @dataclass
@@ -178,8 +181,8 @@ class Lowering:
         self.saved_reads: set[str] = set()  # forward values read from S_<name>
         self.row_loads: dict[int, set[str]] = {}  # segment -> per-row lines already loaded
 
-    def new_segment(self, before: list[str]) -> None:
-        self.segments.append(Segment(list(before)))
+    def new_segment(self, before: list[str], product: str | None = None) -> None:
+        self.segments.append(Segment(list(before), product=product))
 
     def block(self, hidden: bool) -> Block:
         seg = self.segments[-1]
@@ -255,7 +258,7 @@ class Lowering:
                 body += blk.stores
                 blocks.append({"extent": "H" if blk.hidden else "", "pre": blk.pre, "body": body,
                                "post": blk.post})
-            out.append({"before": seg.before, "blocks": blocks})
+            out.append({"before": seg.before, "blocks": blocks, "product": seg.product})
         return out
 
     @property
@@ -314,7 +317,7 @@ def lower_backward(pk: Packing, dtype: str) -> BackwardPlan:
                 carry_paths = (local, bool(transposed))
                 continue
             if transposed and r.name not in emitted:
-                low.new_segment([f"np.dot(DA_{r.name}[t], W_{r.name}.T, GT_{r.name})"])
+                low.new_segment([f"np.dot(DA_{r.name}[t], W_{r.name}.T, GT_{r.name})"], r.name)
                 emitted.add(r.name)
             hidden = pk.hidden(r.name)
             blk = low.block(hidden)
@@ -391,13 +394,14 @@ def lower_forward(pk: Packing, saved: set[str]) -> Lowering:
     emitted = {"x"}
     if "h_prev" in pk.groups:
         low.segments[0].before.append("np.dot(HS[t], W_h_prev, G_h_prev)")
+        low.segments[0].product = "h_prev"
         emitted.add("h_prev")
     for stage in pk.eqs.stages:
         hidden = pk.hidden(stage.target)
         if isinstance(stage, Affine):
             operands = {o for prod in stage.products for o in prod.operands}
             for o in sorted(operands - emitted):
-                low.new_segment([f"np.dot(S_{o}[ts], W_{o}, G_{o})"])
+                low.new_segment([f"np.dot(S_{o}[ts], W_{o}, G_{o})"], o)
                 emitted.add(o)
             blk = low.block(hidden)
             terms = []
