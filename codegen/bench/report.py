@@ -92,7 +92,9 @@ def markdown(result: dict, plot_name: str | None) -> str:
              f"{_load(result['load']['end'])}: other processes share these cores, and every multi-threaded "
              "library slows by a varying factor while they run.",
              f"- Threads: {m['threads']} for every system; environment "
-             + ", ".join(f"`{k}={v}`" for k, v in s["environment"].items()) + ".",
+             + ", ".join(f"`{k}={v}`" for k, v in s["environment"].items())
+             + "; ONNX Runtime's session with `session.intra_op.allow_spinning=0` (its idle workers otherwise "
+             "spin after each call and take a core from the system timed next).",
              f"- {s['rounds']} interleaved rounds per size (the NumPy engine: {s['numpy_engine_rounds']}); times are "
              "medians, a ratio is the median of the per-round ratios (how many times faster grukit is).",
              "- forward = inference (PyTorch under `no_grad`); train = forward + backward (PyTorch autograd, "

@@ -218,6 +218,10 @@ def ort_system(size, w, x, h0, threads):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # ONNX Runtime's idle workers spin after each call by default and take the second core from the
+    # system timed next in the round (measured: grukit's forward at (32,64,256,256) 11.9 ms instead of
+    # 6.9 ms right after an ONNX Runtime call); a user's process that does anything else sets this too.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     # the inputs handed over time-major, transposed outside the timing (grukit transposes inside)
     feed = {"X": np.ascontiguousarray(x.transpose(1, 0, 2)), "initial_h": np.ascontiguousarray(h0[None])}
