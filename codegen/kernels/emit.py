@@ -25,6 +25,7 @@ from grukit.codegen.kernels.lowering import (
     BackwardPlan,
     D,
     H,
+    Lowering,
     Packing,
     lower_backward,
     lower_forward,
@@ -32,7 +33,7 @@ from grukit.codegen.kernels.lowering import (
     zero_literal,
 )
 from grukit.codegen.kernels.names import DTYPES, identifier, module_name
-from grukit.codegen.kernels.printer import LOCAL_PREFIX
+from grukit.codegen.kernels.printer import LOCAL_PREFIX, on_vectors
 from grukit.codegen.output import write_atomic
 from grukit.codegen.render import render
 from grukit.derive.cell.convention import Convention
@@ -285,11 +286,14 @@ def _block(gates: int) -> str:
     return f"{vectors} * _L" if vectors > 1 else "_L"
 
 
-def _blocked(pk: Packing) -> bool:
+def _blocked(pk: Packing, *lowerings: Lowering) -> bool:
     """Whether the blocked kernels (micro-kernel products, unit blocks in parallel) fit: every
-    quantity has one value per hidden unit. A scalar gate (width 1) is shared by every unit block
-    and its records sum over all units, so such a convention keeps the plain loops and BLAS."""
-    return all(pk.hidden(s.target) for s in pk.eqs.stages)
+    quantity has one value per hidden unit, and every per-unit expression runs on vectors. A scalar
+    gate (width 1) is shared by every unit block and its records sum over all units; an activation
+    printed as a NumPy call (ONNX's Elu, Softsign, Softplus) has no vector form. Such a convention
+    keeps the plain loops and BLAS."""
+    expressions = [e for low in lowerings for seg in low.segments for blk in seg.blocks for _, e in blk.assigns]
+    return all(pk.hidden(s.target) for s in pk.eqs.stages) and on_vectors(expressions)
 
 
 def module_context(conv: Convention, dtype: str) -> dict:
@@ -316,7 +320,7 @@ def module_context(conv: Convention, dtype: str) -> dict:
     recurrent = [{"operand": g.operand, "width": str(g.width), "input": str(pk.width(g.operand)),
                   "array": "HS[:T]" if g.operand == "h_prev" else f"S_{g.operand}"} for g in pk.recurrent]
     bias_groups = [{"operand": o, "width": str(pk.groups[o].width)} for o in _bias_groups(pk, plan)]
-    blocked = _blocked(pk)
+    blocked = _blocked(pk, fwd, plan.lowering)
     fwd_products, bwd_products, tiles, panels = [], [], [], []
     if blocked:
         for seg in fwd_segments + bwd_segments:

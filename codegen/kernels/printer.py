@@ -123,6 +123,17 @@ class KernelPrinter(PythonCodePrinter):
         return f"(max({a}, {self._number(0)}) + np.log1p(np.exp(-abs({a}))))"
 
 
+NUMPY_CALLS = ("exp", "sign", "softplus")
+"""The functions printed as NumPy calls on one number (``_print_exp``, ``_print_sign``,
+``_print_softplus``): the blocked kernels' explicit vectors have no form of them, so a convention
+whose per-unit work needs one keeps the plain loops (:func:`on_vectors`)."""
+
+
+def on_vectors(expressions) -> bool:
+    """Whether every expression prints to code that also runs on the blocked kernels' vectors."""
+    return not any(f.func.__name__ in NUMPY_CALLS for e in expressions for f in e.atoms(sp.Function))
+
+
 def print_assignments(assignments: list[tuple[sp.Symbol, sp.Expr]], dtype: str, cse_prefix: str
                       ) -> list[str]:
     """Source lines ``v_lhs = rhs`` for assignments in evaluation order, after CSE.
