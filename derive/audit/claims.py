@@ -151,7 +151,7 @@ def load_claims(path: str | Path, problem: Problem | None = None) -> ClaimsFile:
     unknown = [k for k in data if k not in CLAIMS_KEYS]
     if unknown:
         raise GrukitError(f"{path}: {unknown[0]}: unknown key (allowed: {', '.join(CLAIMS_KEYS)})")
-    problem = _problem(data["problem"], path) if problem is None else problem
+    problem = claims_problem(data["problem"], path) if problem is None else problem
     decimals = data.get("decimals")
     if decimals is not None and not (isinstance(decimals, Printed) and decimals.decimals == 0
                                      and 0 <= decimals.value <= 20):
@@ -170,12 +170,14 @@ def load_claims(path: str | Path, problem: Problem | None = None) -> ClaimsFile:
                       str(data.get("title") or ""), walk)
 
 
-def _problem(spec, path: Path) -> Problem:
+def claims_problem(spec, path: Path, fit_weights: bool = False) -> Problem:
+    """A claims file's ``problem:``, a file beside it or a mapping (``fit_weights``: its weights read
+    under the bias axis they hold, for ``identify``)."""
     if isinstance(spec, Printed) or not isinstance(spec, (str, dict)):
         raise GrukitError(f"{path}: problem: expected a problem file name or a problem mapping")
     if isinstance(spec, str):
-        return load_problem(referenced_file(path, spec, f"{path}: problem"))
-    return problem_from_mapping(exact(spec), path)
+        return load_problem(referenced_file(path, spec, f"{path}: problem"), fit_weights=fit_weights)
+    return problem_from_mapping(exact(spec), path, fit_weights=fit_weights)
 
 
 def _claim(name: str, value, table: NameTable, where: str) -> Claim:

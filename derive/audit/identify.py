@@ -30,13 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from grukit.derive.audit.claims import Printed, exact, load_claims, load_literal_file
+from grukit.derive.audit.claims import Printed, claims_problem, load_claims, load_literal_file
 from grukit.derive.audit.replay import Walk
 from grukit.derive.cell.convention import Convention, ConventionError, Param
 from grukit.derive.cell.presets import PRESETS
 from grukit.derive.errors import GrukitError
-from grukit.derive.files.arrays import referenced_file
-from grukit.derive.files.problem_file import load_problem, problem_from_mapping
+from grukit.derive.files.problem_file import load_problem
 from grukit.derive.files.yaml_values import object_array
 from grukit.derive.numeric.evaluate import engine
 from grukit.derive.numeric.problem import Problem
@@ -82,7 +81,9 @@ def observation(path: str | Path) -> tuple[Observation, list[str]]:
     path = Path(path)
     data = load_literal_file(path)
     if isinstance(data, dict) and "claims" in data:
-        cf = load_claims(path, problem=_claims_problem(data.get("problem"), path))
+        spec = data.get("problem")  # anything else: the claims reader says what is wrong with it
+        cf = load_claims(path, problem=claims_problem(spec, path, fit_weights=True)
+                         if isinstance(spec, (str, dict)) else None)
         numbers, ignored = [], []
         for c in cf.claims:
             if c.numbers is None or c.node.split("[")[0] not in FORWARD:
@@ -96,16 +97,6 @@ def observation(path: str | Path) -> tuple[Observation, list[str]]:
     if problem.observed is None:
         raise GrukitError(f"{path}: observed: missing ({{h: T x H states}} or {{h_last: H numbers}})")
     return Observation(problem, _observed(data.get("observed"), problem, path), path), []
-
-
-def _claims_problem(spec, path: Path) -> Problem | None:
-    """A claims file's problem, its weights read under the bias axis they hold (None: the claims
-    reader says what is wrong with ``spec``)."""
-    if isinstance(spec, str):
-        return load_problem(referenced_file(path, spec, f"{path}: problem"), fit_weights=True)
-    if isinstance(spec, dict):
-        return problem_from_mapping(exact(spec), path, fit_weights=True)
-    return None
 
 
 def _observed(spec, problem: Problem, path: Path) -> list:
