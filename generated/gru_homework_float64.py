@@ -41,6 +41,8 @@ reset-before's ``q = r * h_prev``):
                       the previous step)
     DA_<p>            dL/da for the pre-activations a on operand p, packed as W_<p>, time-major
     GT_<p>            the step's transposed GEMM DA_<p>[t] @ W_<p>.T (B, width of p)
+    WT_<p>, dWT_<p>   W_<p> and its gradient transposed (out x in): a column-form convention's own
+                      orientation, in which they are packed and unpacked
     dW_<p>, db_<p>    the packed weight and bias gradients, unpacked by name in ``_unpack``
 """
 import math
@@ -636,26 +638,36 @@ def pack(weights, D, H):
 
 
 class Forward:
-    """A forward pass. ``h`` (B, T, H) is h_1 .. h_T, a view of ``states`` (T + 1, B, H), which
-    starts with h_0; ``value(name)`` (B, T, width) is a saved forward value (``SAVED``)."""
+    """A forward pass. ``h`` (B, T, H) is h_1 .. h_T, ``states`` (T + 1, B, H) the states from h_0,
+    ``value(name)`` (B, T, width) a saved forward value (``SAVED``). Inside, every array is kept in
+    chunks of batch rows, time-major within each: (chunks, T, rows, width); with one chunk ``h`` and
+    ``states`` are views of it, with more they are copies."""
 
     def __init__(self, states, values, xt, packed, saved):
-        self.states = states
-        self.h = states[1:].transpose(1, 0, 2)
+        self._states = states
+        C, T1, Bc, H = states.shape
+        self.h = states[:, 1:].transpose(0, 2, 1, 3).reshape(C * Bc, T1 - 1, H)
         self.packed = packed
         self.saved = saved
         self._xt = xt
         self._values = values
 
     @property
+    def states(self):
+        C, T1, Bc, H = self._states.shape
+        return self._states.transpose(1, 0, 2, 3).reshape(T1, C * Bc, H)
+
+    @property
     def h_last(self):
         """h_T (B, H): the state to carry into the next call."""
-        return self.states[-1]
+        C, T1, Bc, H = self._states.shape
+        return self._states[:, -1].reshape(C * Bc, H)
 
     def value(self, name):
         if not self.saved:
             raise ValueError("value: the forward pass ran with save=False")
-        return self._values[SAVED.index(name)].transpose(1, 0, 2)
+        v = self._values[SAVED.index(name)]
+        return v.transpose(0, 2, 1, 3).reshape(v.shape[0] * v.shape[2], v.shape[1], v.shape[3])
 
 
 def check_inputs(x, h0):
@@ -677,12 +689,14 @@ def forward(x, h0, weights, save=True):
     packed = pack(weights, D, H)
     W_x, W_h_prev, W_q, BIAS = packed.arrays
     TS = T if save else 1
-    XT, P_x, HS, S_z, S_r, S_q, S_c = _arena(
-        (T, B, D), (T, B, H + 2), (T + 1, B, H), (TS, B, 1), (TS, B, 1), (TS, B, H), (TS, B, H))
-    XT[...] = x.transpose(1, 0, 2)  # time-major
+    C = 1
+    R = B // C
+    XT, P_x, HS, S_z, S_r, S_q, S_c = _arena((C, T, R, D), (C, T, R, H + 2), (C, T + 1, R, H), (C, TS, R, 1),
+                                             (C, TS, R, 1), (C, TS, R, H), (C, TS, R, H))
+    XT[...] = x.reshape(C, R, T, D).transpose(0, 2, 1, 3)  # time-major in each chunk of rows
+    HS[:, 0] = h0.reshape(C, R, H)
     np.dot(XT.reshape(T * B, D), W_x, out=P_x.reshape(T * B, H + 2))  # one GEMM for every step
-    HS[0] = h0
-    _forward_steps(P_x, W_h_prev, W_q, BIAS, bool(save), HS, S_z, S_r, S_q, S_c)
+    _forward_steps(P_x[0], W_h_prev, W_q, BIAS, bool(save), HS[0], S_z[0], S_r[0], S_q[0], S_c[0])
     return Forward(HS, (S_z, S_r, S_q, S_c), XT, packed, bool(save))
 
 
@@ -699,20 +713,19 @@ def backward(fwd, dh):
     B, T, H = dh.shape
     D = fwd.packed.D
     W_x, W_h_prev, W_q, BIAS = fwd.packed.arrays
-    HS = fwd.states
+    HS = fwd._states
+    C, R = HS.shape[0], HS.shape[2]
     S_z, S_r, S_q, S_c = fwd._values
-    DA_x, DA_h_prev, DA_q, dXT = _arena(
-        (T, B, H + 2), (T, B, 2), (T, B, H), (T, B, D))
+    DA_x, DA_h_prev, DA_q, dXT = _arena((C, T, R, H + 2), (C, T, R, 2), (C, T, R, H), (C, T, R, D))
     dh0 = np.empty((B, H), DTYPE)
-    _backward_steps(dh, HS, S_z, S_r, S_q, S_c, W_h_prev, W_q, DA_x, DA_h_prev, DA_q, dh0)
-    # after the time loop, one GEMM each over all T*B rows
     TB = T * B
-    DA_x2 = DA_x.reshape(TB, H + 2)
-    np.dot(DA_x2, W_x.T, out=dXT.reshape(TB, D))
-    dx = np.ascontiguousarray(dXT.transpose(1, 0, 2))
-    dW_x = np.dot(fwd._xt.reshape(TB, D).T, DA_x2)
-    dW_h_prev = np.dot(HS[:T].reshape(TB, H).T, DA_h_prev.reshape(TB, 2))
-    dW_q = np.dot(S_q.reshape(TB, H).T, DA_q.reshape(TB, H))
+    _backward_steps(dh, HS[0], S_z[0], S_r[0], S_q[0], S_c[0], W_h_prev, W_q, DA_x[0], DA_h_prev[0], DA_q[0], dh0)
+    # after the time loop, one GEMM each over all T*B rows
+    np.dot(DA_x.reshape(TB, H + 2), W_x.T, out=dXT.reshape(TB, D))
+    dW_x = np.dot(fwd._xt.reshape(TB, D).T, DA_x.reshape(TB, H + 2))
+    dW_h_prev = np.dot(HS[0, :T].reshape(TB, H).T, DA_h_prev.reshape(TB, 2))
+    dW_q = np.dot(S_q[0].reshape(TB, H).T, DA_q.reshape(TB, H))
+    dx = np.ascontiguousarray(dXT.transpose(0, 2, 1, 3)).reshape(B, T, D)
     grads = _unpack(D, H, dW_x, dW_h_prev, dW_q)
     grads["inputs"] = dx
     grads["h0"] = dh0

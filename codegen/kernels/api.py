@@ -51,7 +51,8 @@ class _BlasThreads:
     machine (measured at B=32, H=512: 692 us with two threads, 683 us with one) and many times
     slower when another process holds a core (each step then waits for the scheduler: a forward
     pass at H=256 went from 17.7 ms to 159 ms). So SciPy's OpenBLAS is pinned to one thread while
-    a kernel runs. The big GEMMs over all T*B rows run in NumPy's OpenBLAS: all its threads when
+    a kernel runs; so it is where the batch runs in chunks of rows, each thread projecting its own
+    rows (the threads are already Numba's). The big GEMMs over all T*B rows run in NumPy's OpenBLAS: all its threads when
     each is large enough to pay for them (``BIG_GEMM_MACS``), else one. Both are restored after the
     call; where the libraries cannot be found (not Linux, another BLAS) nothing is changed."""
 
@@ -91,7 +92,7 @@ class _BlasThreads:
 
     def pinned(self, step_macs: int, big_macs: int):
         wanted = {}
-        if step_macs >= self.SINGLE:
+        if step_macs >= self.SINGLE or big_macs >= self.SINGLE:  # per-step GEMMs, or a chunk's GEMMs
             wanted["scipy"] = self.step_threads
         if self.SINGLE <= big_macs < self.BIG_GEMM_MACS:
             wanted["numpy"] = 1
@@ -270,6 +271,8 @@ class Kernels:
         self.module = generated_module(convention, dtype)
         self.names = self.module.NAMES
         self.layout = LAYOUTS[convention.layout] if convention.layout is not None else None
+        self.keys = {p: convention.key(p) for p in convention.parameters()}
+        """Each parameter's name, looked up once (a training step converts every array both ways)."""
 
     def __repr__(self) -> str:
         return f"<grukit kernels {self.convention.name} {self.dtype}: {self.module.__name__}>"
@@ -302,12 +305,12 @@ class Kernels:
             if value.dtype != self.dtype:
                 raise GrukitError(f"weights[{name!r}]: expected dtype {self.dtype}, got {value.dtype}")
         named = self.layout.unpack(self.convention, weights)
-        return {self.convention.key(p): value for p, value in named.items()}, True
+        return {self.keys[p]: value for p, value in named.items()}, True
 
     def framework_arrays(self, grads: dict, D: int, H: int) -> dict:
         """Gradients under the convention's names -> the layout's arrays."""
-        conv = self.convention
-        return self.layout.pack(conv, {p: grads[conv.key(p)] for p in conv.parameters()}, D, H, dtype=self.dtype)
+        return self.layout.pack(self.convention, {p: grads[key] for p, key in self.keys.items()}, D, H,
+                                dtype=self.dtype)
 
     def pack(self, weights: dict, D: int, H: int):
         """The weights packed once for the kernels (pass the result to ``forward`` repeatedly)."""

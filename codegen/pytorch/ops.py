@@ -136,8 +136,12 @@ def gru_sequence_backward(h: torch.Tensor, dh: torch.Tensor, dh_last: torch.Tens
     fwd = _saved(h)
     if fwd is None:
         fwd = k.forward(_numpy(x), _numpy(h0), _packed(k, names, x, h0, weights), save=True)
-    seed = _numpy(dh, copy=True)
-    seed[:, -1] += _numpy(dh_last)
+    last = _numpy(dh_last)
+    if last.any():  # h_T is used apart from the outputs: its gradient joins the last step's
+        seed = _numpy(dh, copy=True)
+        seed[:, -1] += last
+    else:  # the kernels only read the seed: dh itself, without a copy
+        seed = _numpy(dh)
     grads = k.backward(fwd, seed)
     return (torch.from_numpy(grads["inputs"]), torch.from_numpy(grads["h0"]),
             [torch.from_numpy(grads[n]) for n in names])

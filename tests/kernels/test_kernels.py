@@ -243,6 +243,7 @@ def test_unit_blocks_in_parallel_give_the_same_numbers(name, dtype, monkeypatch)
     k = kernels.load(name, dtype)
     w, x, h0, dh = case(conv, 9, 4, 3, 70, seed=5, dtype=dtype)
     results = []
+    monkeypatch.setattr(k.module, "_chunks", lambda B, panels: 1)
     for threads in (False, True):
         monkeypatch.setattr(k.module, "_threads", lambda B, H, threads=threads: threads)
         fwd = k.forward(x, h0, w)
@@ -250,6 +251,29 @@ def test_unit_blocks_in_parallel_give_the_same_numbers(name, dtype, monkeypatch)
     (h1, g1), (h2, g2) = results
     assert np.array_equal(h1, h2)
     assert all(np.array_equal(g1[key], g2[key]) for key in g1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["pytorch", "keras-reset-before"])
+def test_chunks_of_rows_give_the_same_numbers(name, dtype, monkeypatch):
+    """The batch in 1, 2 or 3 chunks of rows, each on its own thread: a row's states are computed by
+    the same code either way (bit for bit); the weight gradients are summed chunk by chunk (equal to
+    rounding). Each split is also checked against the NumPy engine."""
+    conv = PRESETS[name]
+    k = kernels.load(name, dtype)
+    w, x, h0, dh = case(conv, 6, 5, 3, 37, seed=6, dtype=dtype)
+    results = []
+    for chunks in (1, 2, 3):
+        monkeypatch.setattr(k.module, "_chunks", lambda B, panels, chunks=chunks: chunks)
+        fwd = k.forward(x, h0, w)
+        assert fwd.states.shape == (6, 6, 37) and fwd.h_last.shape == (6, 37)
+        assert np.array_equal(fwd.states[1:].transpose(1, 0, 2), fwd.h)
+        results.append((fwd.h.copy(), fwd.value("z").copy(), k.backward(fwd, dh)))
+        check_against_engine(name, dtype, 6, 4, 3, 37, seed=chunks)
+    (h1, z1, g1), *others = results
+    for h, z, g in others:
+        assert np.array_equal(h1, h) and np.array_equal(z1, z)
+        assert max(rel(g[key], g1[key]) for key in g1) < TOL[dtype]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
