@@ -689,13 +689,14 @@ def _backward_block_1(jb, t, T, dh, HS, S_z, S_r, S_q, S_c, PT_h_prev, PT_q, DA_
             j += 1
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, parallel=True)
-def _forward_steps(P_x, PN_h_prev, PN_q, BIAS, save, threads, HS, S_z, S_r, S_q, S_c):
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, inline="always")
+def _forward_loop(P_x, PN_h_prev, PN_q, BIAS, save, threads, HS, S_z, S_r, S_q, S_c):
     """The steps after the input projection P_x (T, B, 3*H). Per step and segment, the unit
     blocks run in parallel (``threads``) or one after the other; each computes its tile of the
     segment's product with the micro-kernel and the fused loop on it. Writes the states HS[1:]
     (HS[0] holds h_0) and, with ``save``, the saved values S_* (time-major; without ``save`` they
-    have one step, overwritten every step)."""
+    have one step, overwritten every step). Inlined into ``_forward_steps`` (Numba links a called
+    function's code into its caller and compiles it again: a layer of calls cost seconds)."""
     T, B = P_x.shape[0], P_x.shape[1]
     H = HS.shape[2]
     G_h_prev = np.empty((B, 2*H), DTYPE)
@@ -719,11 +720,11 @@ def _forward_steps(P_x, PN_h_prev, PN_q, BIAS, save, threads, HS, S_z, S_r, S_q,
                 _forward_block_1(jb, t, ts, P_x, HS, BIAS, PN_h_prev, G_h_prev, PN_q, G_q, K_z, S_z, S_r, S_q, S_c)
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, parallel=True)
-def _backward_steps(dh, HS, S_z, S_r, S_q, S_c, PT_h_prev, PT_q, DA_x, DA_h_prev, DA_q, dh0, threads):
+@numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, inline="always")
+def _backward_loop(dh, HS, S_z, S_r, S_q, S_c, PT_h_prev, PT_q, DA_x, DA_h_prev, DA_q, dh0, threads):
     """The steps in reverse, unit blocks in parallel as forward: each step's segments, the first
     opening with the transposed product of step t + 1. Writes every pre-activation's adjoint into
-    DA_* (packed as the weights are, time-major) and dL/dh_0."""
+    DA_* (packed as the weights are, time-major) and dL/dh_0. Inlined into ``_backward_steps``."""
     B, T, H = dh.shape
     GT_h_prev = np.empty((B, H), DTYPE)
     GT_q = np.empty((B, H), DTYPE)
@@ -765,27 +766,36 @@ def _backward_steps(dh, HS, S_z, S_r, S_q, S_c, PT_h_prev, PT_q, DA_x, DA_h_prev
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, parallel=True)
-def _forward_chunks(XT, W_x, P_x, PN_h_prev, PN_q, BIAS, save, HS, S_z, S_r, S_q, S_c):
-    """The pass on each chunk of batch rows (the arrays' first axis), one thread a chunk: its input
-    projection (BLAS on that thread) and ``_forward_steps``. No row's recurrence reads another's, so
-    a chunk runs all its steps on its own, in one parallel region for the whole pass instead of one
-    per step and segment (``_chunks`` says when)."""
+def _forward_steps(XT, W_x, P_x, PN_h_prev, PN_q, BIAS, save, threads, HS, S_z, S_r, S_q, S_c):
+    """The forward pass after the input projection, on arrays in chunks of batch rows (the first
+    axis: chunks, T, rows, width). One chunk: ``_forward_loop`` (P_x already projected, units in
+    parallel with ``threads``). More: one thread a chunk, each projecting its own rows (XT[c] @ W_x,
+    BLAS on that thread) and running all their steps; no row's recurrence reads another's, so this
+    is one parallel region for the whole pass instead of one per step and segment (``_chunks``)."""
+    if P_x.shape[0] == 1:
+        _forward_loop(P_x[0], PN_h_prev, PN_q, BIAS, save, threads, HS[0], S_z[0], S_r[0], S_q[0], S_c[0])
+        return
     for c in numba.prange(P_x.shape[0]):
         TR = P_x.shape[1] * P_x.shape[2]
         np.dot(XT[c].reshape(TR, XT.shape[3]), W_x, P_x[c].reshape(TR, P_x.shape[3]))
-        _forward_steps(P_x[c], PN_h_prev, PN_q, BIAS, save, False, HS[c], S_z[c], S_r[c], S_q[c], S_c[c])
+        _forward_loop(P_x[c], PN_h_prev, PN_q, BIAS, save, False, HS[c], S_z[c], S_r[c], S_q[c], S_c[c])
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"arcp", "contract", "nsz"}, parallel=True)
-def _backward_chunks(dh, HS, S_z, S_r, S_q, S_c, PT_h_prev, PT_q, DA_x, DA_h_prev, DA_q, dh0, W_x, XT, dXT, dW_x,
-                     dW_h_prev, dW_q):
-    """The backward pass on each chunk of batch rows, one thread a chunk (as ``_forward_chunks``):
-    ``_backward_steps``, then the chunk's part of dL/dx and of each weight gradient (dW_<p>[c],
+def _backward_steps(dh, HS, S_z, S_r, S_q, S_c, PT_h_prev, PT_q, DA_x, DA_h_prev, DA_q, dh0, threads, W_x, XT, dXT,
+                    dW_x, dW_h_prev, dW_q):
+    """The backward pass in chunks of batch rows (as ``_forward_steps``). One chunk:
+    ``_backward_loop`` (the GEMMs over all rows follow, outside). More: one thread a chunk,
+    ``_backward_loop`` then the chunk's part of dL/dx and of each weight gradient (dW_<p>[c],
     summed over the chunks afterwards), BLAS on that thread."""
+    if HS.shape[0] == 1:
+        _backward_loop(dh[0], HS[0], S_z[0], S_r[0], S_q[0], S_c[0], PT_h_prev, PT_q, DA_x[0], DA_h_prev[0], DA_q[0],
+                       dh0[0], threads)
+        return
     H = HS.shape[3]
     for c in numba.prange(HS.shape[0]):
-        _backward_steps(dh[c], HS[c], S_z[c], S_r[c], S_q[c], S_c[c], PT_h_prev, PT_q, DA_x[c], DA_h_prev[c], DA_q[c],
-                        dh0[c], False)
+        _backward_loop(dh[c], HS[c], S_z[c], S_r[c], S_q[c], S_c[c], PT_h_prev, PT_q, DA_x[c], DA_h_prev[c], DA_q[c],
+                       dh0[c], False)
         T = HS.shape[1] - 1
         TR = T * HS.shape[2]
         DA = DA_x[c].reshape(TR, DA_x.shape[3])
@@ -1042,12 +1052,9 @@ def forward(x, h0, weights, save=True):
                                              (C, TS, R, H), (C, TS, R, H), (C, TS, R, H))
     XT[...] = x.reshape(C, R, T, D).transpose(0, 2, 1, 3)  # time-major in each chunk of rows
     HS[:, 0] = h0.reshape(C, R, H)
-    if C > 1:
-        _forward_chunks(XT, W_x, P_x, *packed.panels[:2], BIAS, bool(save), HS, S_z, S_r, S_q, S_c)
-    else:
+    if C == 1:  # else each chunk's thread projects its own rows
         np.dot(XT.reshape(T * B, D), W_x, out=P_x.reshape(T * B, 3*H))  # one GEMM for every step
-        _forward_steps(P_x[0], *packed.panels[:2], BIAS, bool(save), _threads(B, H), HS[0], S_z[0], S_r[0], S_q[0],
-                       S_c[0])
+    _forward_steps(XT, W_x, P_x, *packed.panels[:2], BIAS, bool(save), _threads(B, H), HS, S_z, S_r, S_q, S_c)
     return Forward(HS, (S_z, S_r, S_q, S_c), XT, packed, bool(save))
 
 
@@ -1070,14 +1077,12 @@ def backward(fwd, dh):
     DA_x, DA_h_prev, DA_q, dXT = _arena((C, T, R, 3*H), (C, T, R, 2*H), (C, T, R, H), (C, T, R, D))
     dh0 = np.empty((B, H), DTYPE)
     TB = T * B
+    parts = _arena((C, D, 3*H), (C, H, 2*H), (C, H, H))
+    _backward_steps(dh.reshape(C, R, T, H), HS, S_z, S_r, S_q, S_c, *fwd.packed.panels[2:], DA_x, DA_h_prev, DA_q,
+                    dh0.reshape(C, R, H), _threads(B, H), W_x, fwd._xt, dXT, *parts)
     if C > 1:
-        parts = _arena((C, D, 3*H), (C, H, 2*H), (C, H, H))
-        _backward_chunks(dh.reshape(C, R, T, H), HS, S_z, S_r, S_q, S_c, *fwd.packed.panels[2:], DA_x, DA_h_prev, DA_q,
-                         dh0.reshape(C, R, H), W_x, fwd._xt, dXT, *parts)
         dW_x, dW_h_prev, dW_q = [p.sum(axis=0) for p in parts]
     else:
-        _backward_steps(dh, HS[0], S_z[0], S_r[0], S_q[0], S_c[0], *fwd.packed.panels[2:], DA_x[0], DA_h_prev[0],
-                        DA_q[0], dh0, _threads(B, H))
         # after the time loop, one GEMM each over all T*B rows
         np.dot(DA_x.reshape(TB, 3*H), W_x.T, out=dXT.reshape(TB, D))
         dW_x = np.dot(fwd._xt.reshape(TB, D).T, DA_x.reshape(TB, 3*H))

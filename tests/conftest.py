@@ -1,4 +1,26 @@
-"""Shared test set-up: Keras runs on the torch backend (the oracle extra installs no TensorFlow)."""
+"""Shared test set-up: Keras runs on the torch backend (the oracle extra installs no TensorFlow), and
+the generated kernels are compiled in the background while the first tests run
+(tests/helpers/warm_kernels.py: on CI's two cores this takes the kernels' cold compiles, about six
+minutes, off the suite's path)."""
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
+
+_WARMER = []
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("GRUKIT_NO_WARM_KERNELS"):
+        return
+    _WARMER.append(subprocess.Popen([sys.executable, str(Path(__file__).parent / "helpers" / "warm_kernels.py")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "NUMBA_NUM_THREADS": "1"}))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proc in _WARMER:
+        proc.kill()
+        proc.wait()

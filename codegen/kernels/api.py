@@ -52,9 +52,10 @@ class _BlasThreads:
     slower when another process holds a core (each step then waits for the scheduler: a forward
     pass at H=256 went from 17.7 ms to 159 ms). So SciPy's OpenBLAS is pinned to one thread while
     a kernel runs; so it is where the batch runs in chunks of rows, each thread projecting its own
-    rows (the threads are already Numba's). The big GEMMs over all T*B rows run in NumPy's OpenBLAS: all its threads when
-    each is large enough to pay for them (``BIG_GEMM_MACS``), else one. Both are restored after the
-    call; where the libraries cannot be found (not Linux, another BLAS) nothing is changed."""
+    rows (the threads are already Numba's). The big GEMMs over all T*B rows run in NumPy's
+    OpenBLAS: all its threads when each is large enough to pay for them (``BIG_GEMM_MACS``), else
+    one. Both are restored after the call; where the libraries cannot be found (not Linux, another
+    BLAS) nothing is changed."""
 
     BIG_GEMM_MACS = 2 ** 25
     SINGLE = 2 ** 18
