@@ -884,7 +884,7 @@ chunks took 1.9 ms, unit blocks 2.8 ms, and at H=32 (one thread before) 0.27 ms 
 def _chunks(B, panels):
     """How many chunks of rows the batch runs in: the most (up to Numba's threads) that divide B
     into equal chunks of _CHUNK_ROWS rows or more, where the panels allow; else 1."""
-    if sum(p.nbytes for p in panels) > _CHUNK_PANEL_BYTES:
+    if B < 2 * _CHUNK_ROWS or sum(p.nbytes for p in panels) > _CHUNK_PANEL_BYTES:
         return 1
     for count in range(min(numba.get_num_threads(), B // _CHUNK_ROWS), 1, -1):
         if B % count == 0:
@@ -995,7 +995,8 @@ class Forward:
     def __init__(self, states, values, xt, packed, saved):
         self._states = states
         C, T1, Bc, H = states.shape
-        self.h = states[:, 1:].transpose(0, 2, 1, 3).reshape(C * Bc, T1 - 1, H)
+        self.h = states[0, 1:].transpose(1, 0, 2) if C == 1 else states[:, 1:].transpose(0, 2, 1, 3).reshape(C * Bc,
+                                                                                                             T1 - 1, H)
         self.packed = packed
         self.saved = saved
         self._xt = xt

@@ -625,7 +625,8 @@ class Forward:
     def __init__(self, states, values, xt, packed, saved):
         self._states = states
         C, T1, Bc, H = states.shape
-        self.h = states[:, 1:].transpose(0, 2, 1, 3).reshape(C * Bc, T1 - 1, H)
+        self.h = states[0, 1:].transpose(1, 0, 2) if C == 1 else states[:, 1:].transpose(0, 2, 1, 3).reshape(C * Bc,
+                                                                                                             T1 - 1, H)
         self.packed = packed
         self.saved = saved
         self._xt = xt
