@@ -13,13 +13,17 @@ median of 9 interleaved rounds, on these machines): the baseline of the "x today
 compare with another day's run and so carry that day's load too."""
 
 TARGETS = [
-    # (description, kind, dtype, size or None for every size, threshold) -- issue 16's acceptance
+    # (description, kind, dtype, size or None for every size, threshold) -- issue 16's acceptance first
     ("float32 forward+backward vs PyTorch, every size", "train_vs_torch", "float32", None, 1.0),
     ("float32 forward vs ONNX Runtime, every size", "fwd_vs_ort", "float32", None, 1.0),
     ("float32 forward vs the issue's grukit forward, H >= 256", "fwd_vs_issue", "float32", None, 2.0),
     ("float32 forward+backward vs the issue's grukit training, H >= 256", "train_vs_issue", "float32", None, 1.5),
     ("float64 forward+backward vs PyTorch float64, every size", "train_vs_torch", "float64", None, 1.2),
     ("two bidirectional layers, forward+backward vs the NumPy engine", "network", "float64", None, 20.0),
+    # issue 17's acceptance: grukit.GRU's training step (forward, loss, backward, SGD) against nn.GRU's
+    ("float32 grukit.GRU training step vs nn.GRU's, every size", "module_vs_torch", "float32", None, 1.0),
+    ("float32 grukit.GRU training step vs nn.GRU's at (32, 64, 32, 32)", "module_vs_torch", "float32",
+     (32, 64, 32, 32), 3.0),
     ("cached import + first call (seconds, below)", "first_call", None, None, 1.0),
     ("cold compile of one module (seconds, below)", "cold_compile", None, None, 15.0),
 ]
@@ -31,6 +35,8 @@ SECONDS = {"first_call": ("cached", "total_s"), "cold_compile": ("cold", "total_
 def _measured(kind: str, dtype: str | None, size: tuple, entry: dict):
     if kind == "train_vs_torch":
         return entry["ratios"].get(f"grukit {dtype} train vs torch {dtype} train")
+    if kind == "module_vs_torch":
+        return entry["ratios"].get(f"grukit GRU {dtype} train step vs torch nn.GRU {dtype} train step")
     if kind == "fwd_vs_ort":
         return entry["ratios"].get(f"grukit {dtype} forward vs onnxruntime {dtype} forward")
     if kind in ("fwd_vs_issue", "train_vs_issue") and size in ISSUE_TIMES_MS:
