@@ -12,8 +12,11 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 _WARMER = []
 
 
-def pytest_sessionstart(session):
-    if os.environ.get("GRUKIT_NO_WARM_KERNELS"):
+def pytest_collection_finish(session):
+    """Start the compiling process where the session runs the kernel tests (which load every preset's
+    kernels); a run of other tests alone does not pay for it."""
+    if os.environ.get("GRUKIT_NO_WARM_KERNELS") or not any(
+            item.nodeid.startswith("tests/kernels/") for item in session.items):
         return
     _WARMER.append(subprocess.Popen([sys.executable, str(Path(__file__).parent / "helpers" / "warm_kernels.py")],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -51,8 +51,8 @@ class _BlasThreads:
     machine (measured at B=32, H=512: 692 us with two threads, 683 us with one) and many times
     slower when another process holds a core (each step then waits for the scheduler: a forward
     pass at H=256 went from 17.7 ms to 159 ms). So SciPy's OpenBLAS is pinned to one thread while
-    a kernel runs; so it is where the batch runs in chunks of rows, each thread projecting its own
-    rows (the threads are already Numba's). The big GEMMs over all T*B rows run in NumPy's
+    a kernel runs, and likewise while the batch runs in chunks of rows, each Numba thread running
+    its own chunk's GEMMs. The big GEMMs over all T*B rows run in NumPy's
     OpenBLAS: all its threads when each is large enough to pay for them (``BIG_GEMM_MACS``), else
     one. Both are restored after the call; where the libraries cannot be found (not Linux, another
     BLAS) nothing is changed."""

@@ -325,6 +325,7 @@ def module_context(conv: Convention, dtype: str) -> dict:
                   "chunk_array": "HS[c, :T]" if g.operand == "h_prev" else f"S_{g.operand}[c]"} for g in pk.recurrent]
     bias_groups = [{"operand": o, "width": str(pk.groups[o].width)} for o in _bias_groups(pk, plan)]
     blocked = _blocked(pk, fwd, plan.lowering)
+    column = conv.orientation == "column"  # packed and unpacked as out x in (WT_<p>, dWT_<p>)
     fwd_products, bwd_products, tiles, panels = [], [], [], []
     if blocked:
         for seg in fwd_segments + bwd_segments:
@@ -359,8 +360,8 @@ def module_context(conv: Convention, dtype: str) -> dict:
         "saved": [{"name": n, "width": widths[n]} for n in saved_list],
         "saved_args": ", ".join(f"S_{n}" for n in saved_list) + ("," if len(saved_list) == 1 else ""),
         "saved_params": ", ".join(f"S_{n}" for n in saved_list),
-        "column": conv.orientation == "column",
-        "dw": "dWT" if conv.orientation == "column" else "dW",
+        "column": column,
+        "dw": "dWT" if column else "dW",
         "pack": _pack_lines(pk),
         "unpack": _unpack_lines(pk, plan),
         "forward": {"segments": fwd_segments,

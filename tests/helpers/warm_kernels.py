@@ -16,7 +16,7 @@ def warm(name: str, dtype: str) -> None:
     k = kernels.load(name, dtype)
     rng = np.random.default_rng(0)
     D, H = 3, 5
-    weights = {n: rng.standard_normal(s).astype(dtype) for n, s in k.module._shapes(D, H).items()}
+    weights = {key: rng.standard_normal(k.convention.param_shape(p, D, H)).astype(dtype) for p, key in k.keys.items()}
     x = rng.standard_normal((8, 4, D)).astype(dtype)
     fwd = k.forward(x, np.zeros((8, H), dtype), weights)
     k.backward(fwd, np.ones(fwd.h.shape, dtype))
